@@ -1,0 +1,47 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export AKITA_HOME ?= $(CURDIR)/.akita
+export DAGSTER_HOME ?= $(AKITA_HOME)/dagster_home
+SANDBOX_PORT ?= 8701
+
+.PHONY: install run test lint typecheck unit bench clean
+
+$(STAMP): setup.py pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/akita db upgrade
+	@echo "starting the provider emulators on 127.0.0.1:$(SANDBOX_PORT)+"
+	$(BIN)/akita sandbox serve --base-port $(SANDBOX_PORT) --urls-file $(AKITA_HOME)/sandbox.json & \
+	  sandbox=$$!; trap "kill $$sandbox 2>/dev/null" EXIT INT TERM; \
+	  for i in $$(seq 50); do [ -s $(AKITA_HOME)/sandbox.json ] && break; sleep 0.2; done; \
+	  $(BIN)/akita seed demo --urls-file $(AKITA_HOME)/sandbox.json && \
+	  echo "Dagster UI: http://127.0.0.1:3000 (the scheduler sensor launches runs within a minute)" && \
+	  $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+lint: install
+	$(BIN)/ruff check akita_pipelines akita_pipelines_tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install lint typecheck
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf .akita .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Domain types, error taxonomy and clock. Standard library only."""

@@ -1,0 +1,78 @@
+"""Domain types shared by every room. Frozen dataclasses, no behaviour beyond small helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+#: The standard interaction types, in the order a sync processes them: accounts before contacts
+#: (so contacts can link to their account) before the records that refer to both.
+STANDARD_TYPES: tuple[str, ...] = ("accounts", "contacts", "deals", "tickets", "tasks")
+
+
+def type_order(interaction_type: str) -> int:
+    """Sort key placing standard types in dependency order and custom types after them."""
+    try:
+        return STANDARD_TYPES.index(interaction_type)
+    except ValueError:
+        return len(STANDARD_TYPES)
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    name: str
+    admin_email: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Integration:
+    """One customer's connection to one provider. ``id`` is globally unique: ``provider.slug``."""
+
+    id: str
+    customer_id: str
+    provider: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    state: str = "active"
+
+
+@dataclass(frozen=True)
+class IntegrationObject:
+    """Integration × interaction type, with its sync state."""
+
+    integration_id: str
+    interaction_type: str
+    cursor: datetime | None = None
+    last_synced_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    next_due_at: datetime | None = None
+    consecutive_failures: int = 0
+    state: str = "ok"
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class TypedRecord:
+    """One interaction in typed form: the fields the processor needs, plus the rest as ``fields``.
+
+    ``account_ref`` / ``contact_ref`` are the *source* ids of the account or contact the record
+    belongs to in the same provider (a contact's AccountId, a deal's company).
+    """
+
+    interaction_type: str
+    external_id: str
+    updated_at: datetime | None
+    name: str | None = None
+    email: str | None = None
+    website: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    account_ref: str | None = None
+    contact_ref: str | None = None
+    deleted: bool = False
+    fields: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""The Akita database: schema, migrations and repositories. No dagster here."""

@@ -1,0 +1,32 @@
+"""Dialect-specific statements: INSERT … ON CONFLICT on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+
+def insert_for(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT construct (it has ``on_conflict_do_update``)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"unsupported database dialect {conn.dialect.name!r}")
+
+
+def upsert(conn: Connection, table: Table, keys: Sequence[str], values: Mapping[str, Any] | None,
+           *, update: Sequence[str]) -> Insert:
+    """INSERT … ON CONFLICT (keys) DO UPDATE SET the ``update`` columns from the new row."""
+    stmt = insert_for(conn, table)
+    if values is not None:
+        stmt = stmt.values(**values)
+    if not update:
+        return stmt.on_conflict_do_nothing(index_elements=list(keys))  # type: ignore[no-any-return]
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
+    )

@@ -1,0 +1,55 @@
+"""Engines for the Akita database: SQLite (embedded default) or PostgreSQL (production)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+
+
+def akita_home() -> Path:
+    """The folder for local state (SQLite file, sandbox URLs): ``$AKITA_HOME`` or ``./.akita``."""
+    return Path(os.environ.get("AKITA_HOME", ".akita")).resolve()
+
+
+def default_database_url() -> str:
+    """``$AKITA_DATABASE_URL``, else a SQLite file under :func:`akita_home`."""
+    url = os.environ.get("AKITA_DATABASE_URL")
+    if url:
+        return url
+    home = akita_home()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'akita.db'}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Several Dagster run processes and the sensor share one file: WAL lets readers run beside
+    # the writer, and busy_timeout makes writers wait for each other instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """Create an engine for ``url`` (default: :func:`default_database_url`)."""
+    url = url or default_database_url()
+    if url.startswith("postgresql://"):
+        # SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3; we ship psycopg2.
+        url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+@lru_cache(maxsize=8)
+def cached_engine(url: str) -> Engine:
+    """One engine per URL per process (runs and the sensor reuse their pool)."""
+    return make_engine(url)

@@ -1,0 +1,245 @@
+"""The Akita database schema (SQLAlchemy 2.0 Core). Migrations in ``db/migrations`` mirror it.
+
+Tables, by room:
+- registry: ``customers``, ``integrations``, ``integration_objects`` (sync state per object)
+- retrieval: ``staged_records`` (raw payloads, upserted by external id, with a pending flag)
+- processing: ``interactions`` (typed rows), ``accounts`` / ``contacts`` (matched entities, one per
+  real company / person of one customer), ``account_links`` / ``contact_links`` (interaction →
+  entity, with the rule that linked it)
+- history: ``sync_runs``
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every dialect.
+
+    SQLite has no time zones: values are stored as naive UTC so that text comparisons order
+    correctly, and read back as aware UTC. PostgreSQL stores ``timestamptz``.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: Akita stores timezone-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TZ = UtcDateTime()
+# BigInteger primary keys autoincrement on PostgreSQL; SQLite only autoincrements INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("admin_email", String(320)),
+    Column("settings", JSON, nullable=False, default=dict),
+    Column("created_at", TZ, nullable=False),
+)
+
+integrations = Table(
+    "integrations",
+    metadata,
+    Column("id", String(200), primary_key=True),  # "<provider>.<slug>", unique across providers
+    Column("customer_id", ForeignKey("customers.id"), nullable=False, index=True),
+    Column("provider", String(50), nullable=False, index=True),
+    Column("config", JSON, nullable=False, default=dict),  # base_url and other non-secret config
+    Column("credentials", JSON, nullable=False, default=dict),  # secrets: never logged
+    Column("settings", JSON, nullable=False, default=dict),  # layered-config overrides
+    Column("state", String(20), nullable=False, default="active"),  # active|needs_reauth|disabled
+    Column("created_at", TZ, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+)
+
+integration_objects = Table(
+    "integration_objects",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("integration_id", ForeignKey("integrations.id"), nullable=False),
+    Column("interaction_type", String(100), nullable=False),
+    Column("frequency_per_day", Float, nullable=False),  # effective, resolved from the layers
+    Column("enabled", Boolean, nullable=False, default=True),
+    # The committed cursor: every record up to it has been stored *and* processed.
+    Column("cursor", TZ),
+    # The retrieval checkpoint: pages up to it are staged; committed into ``cursor`` after
+    # processing. A crashed sync resumes from here.
+    Column("checkpoint", TZ),
+    Column("last_synced_at", TZ),
+    Column("last_attempt_at", TZ),
+    Column("next_due_at", TZ),  # last success + 1 day / frequency, or a retry time after failure
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("state", String(20), nullable=False, default="ok"),  # ok|failing
+    Column("last_error", Text),
+    UniqueConstraint("integration_id", "interaction_type"),
+    Index("ix_integration_objects_due", "enabled", "next_due_at"),
+)
+
+staged_records = Table(
+    "staged_records",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("integration_object_id", ForeignKey("integration_objects.id"), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("source_updated_at", TZ),
+    Column("content_hash", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # the raw JSON as received
+    Column("pending", Boolean, nullable=False, default=True),
+    Column("staged_at", TZ, nullable=False),
+    UniqueConstraint("integration_object_id", "external_id"),
+    Index("ix_staged_records_pending", "integration_object_id", "pending"),
+)
+
+interactions = Table(
+    "interactions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("integration_id", ForeignKey("integrations.id"), nullable=False),
+    Column("interaction_type", String(100), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("name", String(500)),
+    Column("email", String(320)),
+    Column("website", String(500)),
+    Column("domain", String(255)),
+    Column("phone", String(64)),
+    Column("first_name", String(200)),
+    Column("last_name", String(200)),
+    Column("account_ref", String(255)),
+    Column("contact_ref", String(255)),
+    Column("fields", JSON, nullable=False, default=dict),
+    Column("source_updated_at", TZ),
+    Column("deleted_at", TZ),
+    Column("updated_at", TZ, nullable=False),
+    UniqueConstraint("integration_id", "interaction_type", "external_id"),
+    Index("ix_interactions_customer_type", "customer_id", "interaction_type"),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("name", String(500)),
+    Column("domain", String(255)),
+    Column("phone", String(64)),
+    Column("created_at", TZ, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+    Index("ix_accounts_customer_domain", "customer_id", "domain"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id")),
+    Column("email", String(320)),
+    Column("name", String(500)),
+    Column("first_name", String(200)),
+    Column("last_name", String(200)),
+    Column("phone", String(64)),
+    Column("created_at", TZ, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+    Index("ix_contacts_customer_email", "customer_id", "email"),
+)
+
+account_links = Table(
+    "account_links",
+    metadata,
+    Column("interaction_id", ForeignKey("interactions.id"), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("rule", String(50), nullable=False),  # source_id | domain | account_ref | email_domain | new
+    Column("score", Float, nullable=False, default=1.0),
+    Column("evidence", JSON, nullable=False, default=dict),
+    Column("linked_at", TZ, nullable=False),
+)
+
+contact_links = Table(
+    "contact_links",
+    metadata,
+    Column("interaction_id", ForeignKey("interactions.id"), primary_key=True),
+    Column("contact_id", ForeignKey("contacts.id"), nullable=False, index=True),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("rule", String(50), nullable=False),
+    Column("score", Float, nullable=False, default=1.0),
+    Column("evidence", JSON, nullable=False, default=dict),
+    Column("linked_at", TZ, nullable=False),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("integration_object_id", ForeignKey("integration_objects.id"), nullable=False,
+           index=True),
+    Column("run_id", String(64)),  # the Dagster run, when there is one
+    Column("trigger", String(20), nullable=False),  # sensor|manual|backfill|cli
+    Column("started_at", TZ, nullable=False),
+    Column("finished_at", TZ),
+    Column("status", String(20), nullable=False),  # running|succeeded|failed
+    Column("records_fetched", Integer, nullable=False, default=0),
+    Column("pages", Integer, nullable=False, default=0),
+    Column("created", Integer, nullable=False, default=0),
+    Column("updated", Integer, nullable=False, default=0),
+    Column("matched", Integer, nullable=False, default=0),
+    Column("cursor_before", TZ),
+    Column("cursor_after", TZ),
+    Column("error", Text),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("integration_object_id", ForeignKey("integration_objects.id"), nullable=False,
+           index=True),
+    Column("external_id", String(255)),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text),
+    Column("created_at", TZ, nullable=False),
+)

@@ -1,0 +1,222 @@
+"""Sync state repository: the due query, staging pages with checkpoints, success and failure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, case, func, select, update
+
+from akita_pipelines.db.dialect import insert_for
+from akita_pipelines.db.schema import (
+    integration_objects,
+    integrations,
+    quarantine,
+    staged_records,
+    sync_runs,
+)
+
+
+@dataclass(frozen=True)
+class ObjectRow:
+    """An Integration Object with what the scheduler and the retriever need of it."""
+
+    id: int
+    integration_id: str
+    provider: str
+    customer_id: str
+    interaction_type: str
+    frequency_per_day: float
+    cursor: datetime | None
+    checkpoint: datetime | None
+    last_synced_at: datetime | None
+    next_due_at: datetime | None
+    consecutive_failures: int
+    state: str
+    enabled: bool
+    integration_state: str
+    last_error: str | None
+
+
+_OBJECT_COLUMNS = (
+    integration_objects.c.id, integration_objects.c.integration_id, integrations.c.provider,
+    integrations.c.customer_id, integration_objects.c.interaction_type,
+    integration_objects.c.frequency_per_day, integration_objects.c.cursor,
+    integration_objects.c.checkpoint, integration_objects.c.last_synced_at,
+    integration_objects.c.next_due_at, integration_objects.c.consecutive_failures,
+    integration_objects.c.state, integration_objects.c.enabled,
+    integrations.c.state.label("integration_state"), integration_objects.c.last_error,
+)
+
+
+def _objects_query() -> Any:
+    return select(*_OBJECT_COLUMNS).join(
+        integrations, integrations.c.id == integration_objects.c.integration_id)
+
+
+def due_objects(conn: Connection, now: datetime, *, limit: int | None = None) -> list[ObjectRow]:
+    """Integration Objects due at ``now``: enabled, integration active, next_due_at passed.
+
+    One query on the ``(enabled, next_due_at)`` index, oldest due first.
+    """
+    query = (_objects_query()
+             .where(integration_objects.c.enabled.is_(True),
+                    integration_objects.c.next_due_at <= now,
+                    integrations.c.state == "active")
+             .order_by(integration_objects.c.next_due_at, integration_objects.c.id))
+    if limit is not None:
+        query = query.limit(limit)
+    return [ObjectRow(**r._mapping) for r in conn.execute(query)]
+
+
+def list_objects(conn: Connection, *, integration_id: str | None = None,
+                 types: Sequence[str] | None = None) -> list[ObjectRow]:
+    query = _objects_query().order_by(integration_objects.c.integration_id,
+                                      integration_objects.c.id)
+    if integration_id is not None:
+        query = query.where(integration_objects.c.integration_id == integration_id)
+    if types:
+        query = query.where(integration_objects.c.interaction_type.in_(list(types)))
+    return [ObjectRow(**r._mapping) for r in conn.execute(query)]
+
+
+def get_object(conn: Connection, integration_id: str, interaction_type: str) -> ObjectRow | None:
+    found = list_objects(conn, integration_id=integration_id, types=[interaction_type])
+    return found[0] if found else None
+
+
+def begin_sync(conn: Connection, obj: ObjectRow, *, trigger: str, run_id: str | None,
+               now: datetime) -> int:
+    conn.execute(update(integration_objects).where(integration_objects.c.id == obj.id)
+                 .values(last_attempt_at=now))
+    result = conn.execute(sync_runs.insert().values(
+        integration_object_id=obj.id, run_id=run_id, trigger=trigger, started_at=now,
+        status="running", cursor_before=obj.cursor, records_fetched=0, pages=0, created=0,
+        updated=0, matched=0))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def content_hash(payload: str) -> str:
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StagedRecord:
+    external_id: str
+    source_updated_at: datetime | None
+    payload: str  # canonical JSON
+
+
+def canonical_json(record: Any) -> str:
+    return json.dumps(record, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def stage_page(conn: Connection, object_id: int, records: Sequence[StagedRecord],
+               checkpoint: datetime | None, now: datetime) -> None:
+    """Stage one page and move the retrieval checkpoint, in the caller's transaction.
+
+    A record whose content did not change keeps its processed state, so re-reading the lookback
+    window costs no processing.
+    """
+    if records:
+        stmt = insert_for(conn, staged_records)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["integration_object_id", "external_id"],
+            set_={
+                "payload": stmt.excluded.payload,
+                "content_hash": stmt.excluded.content_hash,
+                "source_updated_at": stmt.excluded.source_updated_at,
+                "staged_at": stmt.excluded.staged_at,
+                "pending": case(
+                    (staged_records.c.content_hash != stmt.excluded.content_hash, True),
+                    else_=staged_records.c.pending),
+            },
+        )
+        conn.execute(stmt, [
+            {"integration_object_id": object_id, "external_id": r.external_id,
+             "source_updated_at": r.source_updated_at, "content_hash": content_hash(r.payload),
+             "payload": r.payload, "pending": True, "staged_at": now}
+            for r in records
+        ])
+    if checkpoint is not None:
+        # Never move the checkpoint backwards (a lookback re-read starts before it).
+        conn.execute(update(integration_objects)
+                     .where(integration_objects.c.id == object_id,
+                            (integration_objects.c.checkpoint.is_(None))
+                            | (integration_objects.c.checkpoint < checkpoint))
+                     .values(checkpoint=checkpoint))
+
+
+def quarantine_records(conn: Connection, object_id: int,
+                       items: Sequence[tuple[str | None, str, str | None]],
+                       now: datetime) -> None:
+    """Keep bad records with their reason: (external_id, reason, payload)."""
+    if items:
+        conn.execute(quarantine.insert(), [
+            {"integration_object_id": object_id, "external_id": e, "reason": r, "payload": p,
+             "created_at": now} for e, r, p in items])
+
+
+def pending_batch(conn: Connection, object_id: int, after_id: int,
+                  limit: int) -> list[tuple[int, str, str]]:
+    """The next ``limit`` pending staged rows after ``after_id``: (row id, external id, payload)."""
+    rows = conn.execute(
+        select(staged_records.c.id, staged_records.c.external_id, staged_records.c.payload)
+        .where(staged_records.c.integration_object_id == object_id,
+               staged_records.c.pending.is_(True), staged_records.c.id > after_id)
+        .order_by(staged_records.c.id).limit(limit))
+    return [(r.id, r.external_id, r.payload) for r in rows]
+
+
+def count_pending(conn: Connection, object_id: int) -> int:
+    return int(conn.execute(select(func.count()).select_from(staged_records).where(
+        staged_records.c.integration_object_id == object_id,
+        staged_records.c.pending.is_(True))).scalar_one())
+
+
+def mark_processed(conn: Connection, row_ids: Sequence[int]) -> None:
+    if row_ids:
+        conn.execute(update(staged_records).where(staged_records.c.id.in_(list(row_ids)))
+                     .values(pending=False))
+
+
+def commit_sync(conn: Connection, obj: ObjectRow, sync_id: int, now: datetime,
+                counts: dict[str, int]) -> datetime | None:
+    """Record success: the checkpoint becomes the cursor, Last Synced At moves, failures reset.
+
+    Called only after every staged record was processed, so the cursor never passes data
+    that was not stored.
+    """
+    current = conn.execute(select(integration_objects.c.checkpoint, integration_objects.c.cursor)
+                           .where(integration_objects.c.id == obj.id)).one()
+    cursor = current.checkpoint or current.cursor
+    conn.execute(update(integration_objects).where(integration_objects.c.id == obj.id).values(
+        cursor=cursor, last_synced_at=now, consecutive_failures=0, state="ok", last_error=None,
+        next_due_at=now + timedelta(days=1 / obj.frequency_per_day)))
+    conn.execute(update(sync_runs).where(sync_runs.c.id == sync_id).values(
+        status="succeeded", finished_at=now, cursor_after=cursor, **counts))
+    return cursor
+
+
+def fail_sync(conn: Connection, obj: ObjectRow, sync_id: int | None, now: datetime, *,
+              error: str, retry_after_seconds: float, counts: dict[str, int] | None = None) -> int:
+    """Record a failure; the cursor stays where it was. Returns the consecutive failure count."""
+    conn.execute(update(integration_objects).where(integration_objects.c.id == obj.id).values(
+        consecutive_failures=integration_objects.c.consecutive_failures + 1, state="failing",
+        last_error=error[:2000], next_due_at=now + timedelta(seconds=retry_after_seconds)))
+    if sync_id is not None:
+        conn.execute(update(sync_runs).where(sync_runs.c.id == sync_id).values(
+            status="failed", finished_at=now, error=error[:2000], **(counts or {})))
+    return int(conn.execute(select(integration_objects.c.consecutive_failures).where(
+        integration_objects.c.id == obj.id)).scalar_one())
+
+
+def reset_cursor(conn: Connection, object_id: int) -> None:
+    """A full re-read: forget cursor and checkpoint (records are deduplicated on the way in)."""
+    conn.execute(update(integration_objects).where(integration_objects.c.id == object_id)
+                 .values(cursor=None, checkpoint=None))
+

@@ -1,0 +1,1 @@
+"""Dagster lives here and only here: partitions, assets, sensors, jobs, resources."""

@@ -1,0 +1,46 @@
+"""Wire the code location from the provider registry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dagster import (
+    AssetSelection,
+    Definitions,
+    JobDefinition,
+    define_asset_job,
+    in_process_executor,
+)
+
+from akita_pipelines.defs.assets import asset_key, build_provider_assets
+from akita_pipelines.defs.matched import CHECKS, build_matched_assets
+from akita_pipelines.defs.resources import AkitaDatabase
+from akita_pipelines.defs.sensors import build_scheduler_sensor, job_name
+from akita_pipelines.providers.base import ProviderSpec
+from akita_pipelines.providers.registry import PROVIDERS
+
+
+def build_definitions(providers: Mapping[str, ProviderSpec] = PROVIDERS,
+                      database: AkitaDatabase | None = None) -> Definitions:
+    object_assets = [a for spec in providers.values() for a in build_provider_assets(spec)]
+    jobs: list[JobDefinition] = [
+        define_asset_job(  # type: ignore[misc]
+            name=job_name(name),
+            selection=AssetSelection.groups(name),
+            tags={"akita/provider": name},
+            description=f"Sync {spec.title} Integration Objects of one integration (partition).",
+        )
+        for name, spec in providers.items()
+    ]
+    matched = build_matched_assets(
+        [asset_key(p, "accounts") for p, s in providers.items() if "accounts" in s.streams],
+        [asset_key(p, "contacts") for p, s in providers.items() if "contacts" in s.streams])
+    return Definitions(
+        assets=[*object_assets, *matched],
+        asset_checks=CHECKS,
+        jobs=jobs,
+        sensors=[build_scheduler_sensor(providers, jobs)],
+        resources={"akita_db": database or AkitaDatabase()},
+        # One process per run is the capacity limit; steps run in that process.
+        executor=in_process_executor,
+    )

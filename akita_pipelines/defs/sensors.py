@@ -1,0 +1,92 @@
+"""The scheduler: a sensor that keeps partitions in step with the registry and requests runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    JobDefinition,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
+
+from akita_pipelines.core.clock import utcnow
+from akita_pipelines.db import registry, state
+from akita_pipelines.defs.assets import TRIGGER_TAG, asset_key
+from akita_pipelines.defs.partitions import integrations_partitions
+from akita_pipelines.defs.resources import AkitaDatabase
+from akita_pipelines.providers.base import ProviderSpec
+from akita_pipelines.sync.scheduler import partition_changes, plan_runs
+
+#: Runs requested per tick at most; the rest stay due and go next tick, oldest first.
+MAX_RUNS_PER_TICK = 200
+#: Due objects read per tick (several objects of one integration make one run).
+MAX_DUE_PER_TICK = 2000
+ACTIVE_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
+                   DagsterRunStatus.STARTING, DagsterRunStatus.STARTED,
+                   DagsterRunStatus.CANCELING]
+
+
+def job_name(provider: str) -> str:
+    return f"{provider}_sync"
+
+
+def in_flight_integrations(context: SensorEvaluationContext) -> set[str]:
+    """Integrations with a run queued or running (any trigger: sensor, backfill or the UI)."""
+    runs = context.instance.get_runs(filters=RunsFilter(statuses=ACTIVE_STATUSES))
+    return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
+
+
+def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
+                           jobs: list[JobDefinition]) -> SensorDefinition:
+    @sensor(name="akita_scheduler_sensor", jobs=jobs, minimum_interval_seconds=30,
+            default_status=DefaultSensorStatus.RUNNING,
+            description="Every 30 s: registers new integrations as partitions and requests one "
+                        "run per integration whose Integration Objects are due.")
+    def akita_scheduler_sensor(context: SensorEvaluationContext,
+                               akita_db: AkitaDatabase) -> SensorResult:
+        now = utcnow()
+        with akita_db.engine().connect() as conn:
+            registered = registry.integration_ids_by_provider(conn)
+            due = state.due_objects(conn, now, limit=MAX_DUE_PER_TICK)
+        registered = {p: ids for p, ids in registered.items() if p in providers}
+        current = {p: context.instance.get_dynamic_partitions(integrations_partitions(p).name)
+                   for p in providers}
+        changes = partition_changes(registered, current)
+        runs = plan_runs(due, in_flight=in_flight_integrations(context),
+                         known_providers=providers, max_runs=MAX_RUNS_PER_TICK)
+        # No run_key: keys de-duplicate forever (even after a failed run); the in-flight check
+        # and the next_due_at moved by every attempt keep one run per due window instead.
+        run_requests = [
+            RunRequest(
+                job_name=job_name(run.provider),
+                partition_key=run.integration_id,
+                asset_selection=[asset_key(run.provider, t) for t in run.types],
+                tags={"akita/customer": run.customer_id, "akita/provider": run.provider,
+                      "akita/integration": run.integration_id, TRIGGER_TAG: "sensor",
+                      "akita/types": ",".join(run.types)},
+            )
+            for run in runs
+        ]
+        partition_requests = [
+            *(integrations_partitions(p).build_add_request(list(keys))
+              for p, keys in changes.add.items()),
+            *(integrations_partitions(p).build_delete_request(list(keys))
+              for p, keys in changes.delete.items()),
+        ]
+        cursor = json.dumps({"last_tick": now.isoformat(), "due_objects": len(due),
+                             "runs_requested": len(run_requests)})
+        if not run_requests and not partition_requests:
+            return SensorResult(skip_reason=f"nothing due ({len(due)} due objects in flight)",
+                                cursor=cursor)
+        return SensorResult(run_requests=run_requests,
+                            dynamic_partitions_requests=partition_requests, cursor=cursor)
+
+    return akita_scheduler_sensor

@@ -1,0 +1,1 @@
+"""Normalise, match, link: pure functions over records. No I/O, no dagster, no database."""

@@ -1,0 +1,1 @@
+"""Connectors to the providers. Never imports dagster or the database layer."""

@@ -1,0 +1,25 @@
+"""The provider registry: a provider is a package plus one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from akita_pipelines.core.errors import ConfigError
+from akita_pipelines.providers.base import ProviderSpec
+from akita_pipelines.providers.salesforce import PROVIDER as SALESFORCE
+
+PROVIDERS: Mapping[str, ProviderSpec] = {
+    spec.name: spec
+    for spec in (
+        SALESFORCE,
+    )
+}
+
+
+def get_provider(name: str) -> ProviderSpec:
+    """The provider called ``name``, or a ConfigError listing the known ones."""
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ConfigError(f"unknown provider {name!r}; known providers: {known}") from None

@@ -1,0 +1,42 @@
+from setuptools import find_packages, setup
+
+DAGSTER = [
+    "dagster==1.13.27",
+    "dagster-webserver==1.13.27",
+    "dagster-graphql==1.13.27",
+    # Unpinned, pip resolves dagster-postgres to a 2021 release; 0.29.27 pairs with 1.13.27.
+    "dagster-postgres==0.29.27",
+]
+
+setup(
+    name="akita_pipelines",
+    version="0.1.0",
+    description="Akita Pipelines: schedule → retrieve → process for Customer Success data",
+    packages=find_packages(exclude=["akita_pipelines_tests*", "benchmarks*"]),
+    package_data={"akita_pipelines": ["db/migrations/*.ini", "db/migrations/*.mako", "py.typed"]},
+    python_requires=">=3.11,<3.12",
+    install_requires=[
+        *DAGSTER,
+        "requests>=2.31",
+        "pandas>=2.1",
+        "sqlalchemy>=2.0,<2.2",
+        "alembic>=1.13",
+        "psycopg2-binary>=2.9",
+        "pyyaml>=6.0",
+        "click>=8.1",
+        "werkzeug>=3.0",
+        "publicsuffixlist>=1.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "ruff>=0.6",
+            "mypy>=1.10",
+            "types-requests",
+            "types-PyYAML",
+            "pandas-stubs",
+        ],
+    },
+    entry_points={"console_scripts": ["akita=akita_pipelines.cli:main"]},
+)
