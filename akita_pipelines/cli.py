@@ -235,7 +235,8 @@ def sync(once: bool, integration_id: str | None, types: tuple[str, ...], full: b
         else:
             objects = state.due_objects(conn, utcnow())
     objects.sort(key=lambda o: (o.integration_id, type_order(o.interaction_type)))
-    rows, failed = [], 0
+    rows: list[list[Any]] = []
+    failed = 0
     for obj in objects:
         try:
             result = sync_object(engine, obj.integration_id, obj.interaction_type, full=full)

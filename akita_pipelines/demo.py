@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from akita_pipelines.core.types import Customer, Integration
-from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines.providers.registry import PROVIDERS
+from akita_pipelines.registry import add_customer, add_integration
 
 DEMO_CUSTOMERS = (
     Customer(id="acme-corp", name="Acme Corp", admin_email="cs-admin@acme-corp.example"),

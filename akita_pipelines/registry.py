@@ -96,7 +96,7 @@ def load_file(engine: Engine, path: Path) -> list[str]:
     for entry in document["customers"]:
         if not isinstance(entry, dict) or "id" not in entry:
             raise ConfigError(f"{path}: every customer needs an 'id'")
-        add_customer(engine, Customer(id=entry["id"], name=entry.get("name", entry["id"]),
+        add_customer(engine, Customer(id=entry["id"], name=str(entry.get("name") or entry["id"]),
                                       admin_email=entry.get("admin_email"),
                                       settings=entry.get("settings") or {}))
         for item in entry.get("integrations") or []:

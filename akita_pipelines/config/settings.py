@@ -109,14 +109,15 @@ def validate_settings(settings: Mapping[str, Any], *, where: str) -> None:
         if not isinstance(value, expected):
             names = " or ".join(t.__name__ for t in expected if t is not type(None))
             raise ConfigError(f"{where}: {name} must be {names}, not {value!r}")
-        if name == "sync_frequency_per_day" and not 0 < float(value) <= 1440:
+        if name == "sync_frequency_per_day" and not 0 < float(value) <= 1440:  # type: ignore[arg-type]
             raise ConfigError(f"{where}: sync_frequency_per_day must be in (0, 1440], not {value}")
 
 
 def resolve(name: str, layers: SettingLayers) -> EffectiveSetting:
     """Return the effective value of ``name`` and the layer that set it."""
     if name not in DEFAULTS:
-        raise ConfigError(f"unknown setting {name!r}; known settings: {', '.join(sorted(DEFAULTS))}")
+        known = ", ".join(sorted(DEFAULTS))
+        raise ConfigError(f"unknown setting {name!r}; known settings: {known}")
     for layer in LAYERS[:-1]:
         values: Mapping[str, Any] = getattr(layers, layer)
         if name in values:

@@ -7,10 +7,10 @@ codes, not from request headers or bodies that may echo credentials.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class FailureClass(str, Enum):
+class FailureClass(StrEnum):
     """What kind of failure, as reported to alerts and stored on the Integration Object."""
 
     CONFIG = "config"  # wrong setup or revoked authorisation: retrying will not help

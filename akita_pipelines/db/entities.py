@@ -68,7 +68,8 @@ def existing_links(conn: Connection, table: Table, entity_column: str,
     return {r[0]: r[1] for r in rows}
 
 
-def accounts_by_domain(conn: Connection, customer_id: str, domains: Iterable[str]) -> dict[str, int]:
+def accounts_by_domain(conn: Connection, customer_id: str,
+                       domains: Iterable[str]) -> dict[str, int]:
     wanted = sorted({d for d in domains if d})
     if not wanted:
         return {}

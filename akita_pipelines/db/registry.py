@@ -52,7 +52,8 @@ def _integration(row: Any) -> Integration:
 
 
 def get_integration(conn: Connection, integration_id: str) -> Integration:
-    row = conn.execute(select(integrations).where(integrations.c.id == integration_id)).one_or_none()
+    query = select(integrations).where(integrations.c.id == integration_id)
+    row = conn.execute(query).one_or_none()
     if row is None:
         raise ConfigError(f"unknown integration {integration_id!r}; `akita integrations list` "
                           "shows the registered ones")

@@ -193,7 +193,8 @@ account_links = Table(
     Column("interaction_id", ForeignKey("interactions.id"), primary_key=True),
     Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
     Column("customer_id", ForeignKey("customers.id"), nullable=False),
-    Column("rule", String(50), nullable=False),  # source_id | domain | account_ref | email_domain | new
+    # source_id | domain | email | reference | new
+    Column("rule", String(50), nullable=False),
     Column("score", Float, nullable=False, default=1.0),
     Column("evidence", JSON, nullable=False, default=dict),
     Column("linked_at", TZ, nullable=False),

@@ -7,6 +7,7 @@ and what was matched: ``retrieve_<provider>_<type>`` stages the changed records,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from dagster import (
@@ -35,12 +36,12 @@ from akita_pipelines.sync.retrieve import retrieve_changes
 TRIGGER_TAG = "akita/trigger"
 
 
-class RetrieveConfig(Config):  # type: ignore[misc]
+class RetrieveConfig(Config):
     full: bool = Field(default=False, description="Re-read everything from the history start "
                                                   "instead of the changes since the cursor.")
 
 
-def trigger_of(tags: dict[str, str]) -> str:
+def trigger_of(tags: Mapping[str, str]) -> str:
     """sensor | backfill | manual, from the run's tags."""
     if "dagster/backfill" in tags:
         return "backfill"

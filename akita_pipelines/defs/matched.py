@@ -28,7 +28,7 @@ def build_matched_assets(account_sources: Sequence[AssetKey],
                        "Materialising it re-matches all Accounts and Contacts from the stored "
                        "interactions (after a rule change) and reports what moved.")
     def matched_accounts(context: AssetExecutionContext,
-                         akita_db: AkitaDatabase) -> MaterializeResult:
+                         akita_db: AkitaDatabase) -> MaterializeResult[None]:
         report = rematch_all(akita_db.engine())
         context.log.info("re-matched %d customers", report.customers)
         return MaterializeResult(metadata={
@@ -40,7 +40,7 @@ def build_matched_assets(account_sources: Sequence[AssetKey],
            kinds={"sql"},
            description="One row per person of each customer, linked to their Account. "
                        "Re-matched together with `accounts`; this reports the table.")
-    def matched_contacts(akita_db: AkitaDatabase) -> MaterializeResult:
+    def matched_contacts(akita_db: AkitaDatabase) -> MaterializeResult[None]:
         with akita_db.engine().connect() as conn:
             total = conn.execute(select(func.count()).select_from(contacts)).scalar_one()
             orphans = conn.execute(select(func.count()).select_from(contacts)

@@ -7,6 +7,10 @@ from functools import cache
 from dagster import DynamicPartitionsDefinition
 
 
+def partitions_name(provider: str) -> str:
+    return f"{provider}_integrations"
+
+
 @cache
 def integrations_partitions(provider: str) -> DynamicPartitionsDefinition:
-    return DynamicPartitionsDefinition(name=f"{provider}_integrations")
+    return DynamicPartitionsDefinition(name=partitions_name(provider))

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from akita_pipelines.db.engine import cached_engine, default_database_url
 
 
-class AkitaDatabase(ConfigurableResource):  # type: ignore[misc]
+class AkitaDatabase(ConfigurableResource):  # type: ignore[type-arg]
     """Connects to the Akita database.
 
     Leave ``url`` empty to use ``$AKITA_DATABASE_URL`` (read at run time, so a password in it

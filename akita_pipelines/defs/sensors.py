@@ -6,8 +6,10 @@ import json
 from collections.abc import Mapping
 
 from dagster import (
+    AddDynamicPartitionsRequest,
     DagsterRunStatus,
     DefaultSensorStatus,
+    DeleteDynamicPartitionsRequest,
     JobDefinition,
     RunRequest,
     RunsFilter,
@@ -20,7 +22,7 @@ from dagster import (
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.db import registry, state
 from akita_pipelines.defs.assets import TRIGGER_TAG, asset_key
-from akita_pipelines.defs.partitions import integrations_partitions
+from akita_pipelines.defs.partitions import integrations_partitions, partitions_name
 from akita_pipelines.defs.resources import AkitaDatabase
 from akita_pipelines.providers.base import ProviderSpec
 from akita_pipelines.sync.scheduler import partition_changes, plan_runs
@@ -57,7 +59,7 @@ def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
             registered = registry.integration_ids_by_provider(conn)
             due = state.due_objects(conn, now, limit=MAX_DUE_PER_TICK)
         registered = {p: ids for p, ids in registered.items() if p in providers}
-        current = {p: context.instance.get_dynamic_partitions(integrations_partitions(p).name)
+        current = {p: context.instance.get_dynamic_partitions(partitions_name(p))
                    for p in providers}
         changes = partition_changes(registered, current)
         runs = plan_runs(due, in_flight=in_flight_integrations(context),
@@ -75,7 +77,7 @@ def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
             )
             for run in runs
         ]
-        partition_requests = [
+        partition_requests: list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest] = [
             *(integrations_partitions(p).build_add_request(list(keys))
               for p, keys in changes.add.items()),
             *(integrations_partitions(p).build_delete_request(list(keys))

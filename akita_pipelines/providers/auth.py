@@ -65,7 +65,8 @@ class OAuth2RefreshGrant:
         def change(current: dict[str, Any]) -> dict[str, Any]:
             if stale_token is not None and current.get("access_token") not in (None, stale_token):
                 return current  # someone refreshed while we waited for the lock
-            missing = [k for k in ("client_id", "client_secret", "refresh_token") if not current.get(k)]
+            needed = ("client_id", "client_secret", "refresh_token")
+            missing = [k for k in needed if not current.get(k)]
             if missing:
                 raise AuthError(f"cannot refresh the access token: credentials lack {missing}")
             response = self.http.request(

@@ -17,7 +17,8 @@ def test_accounts_match_existing_by_domain_else_create_one_per_domain() -> None:
              AccountCandidate(4, "No Site", None, None)]
     plan = match_accounts(cands, {"globex.com": 77})
     by_interaction = {link.interaction_id: link for link in plan.links}
-    assert by_interaction[3].entity == 77 and by_interaction[3].rule == "domain"
+    assert by_interaction[3].entity == 77
+    assert by_interaction[3].rule == "domain"
     assert by_interaction[1].entity == by_interaction[2].entity == "domain:acme.com"
     assert {by_interaction[1].rule, by_interaction[2].rule} == {"new", "domain"}
     assert by_interaction[4].rule == "new"
@@ -52,7 +53,8 @@ def test_contacts_match_by_email_and_join_their_account() -> None:
     plan = match_contacts(cands, {"old@acme.com": 50}, {"globex.com": 20, "acme.com": 10})
     by_interaction = {link.interaction_id: link for link in plan.links}
     assert by_interaction[1].entity == by_interaction[2].entity == "email:jane@acme.com"
-    assert by_interaction[4].entity == 50 and by_interaction[4].rule == "email"
+    assert by_interaction[4].entity == 50
+    assert by_interaction[4].rule == "email"
     new = {e.key: e for e in plan.new_entities}
     assert new["email:jane@acme.com"].account == 10
     assert new["email:bob@globex.com"].account == 20  # through the work-email domain

@@ -10,7 +10,6 @@ Salesforce has no 429.
 
 from __future__ import annotations
 
-
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context, instance_for_test
+from sqlalchemy import Engine
+
+from akita_pipelines.core.types import Customer, Integration
+from akita_pipelines.defs.definitions import build_definitions
+from akita_pipelines.defs.resources import AkitaDatabase
+from akita_pipelines.registry import add_customer, add_integration
+
+CREDS = {"client_id": "c", "client_secret": "s", "refresh_token": "r"}
+
+
+def test_definitions_load() -> None:
+    defs = build_definitions()
+    Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"salesforce/accounts", "salesforce/contacts", "salesforce/tasks", "accounts",
+            "contacts"} <= keys
+    # Contacts wait for accounts within a run; the matched tables sit downstream.
+    assert AssetKey(["salesforce", "accounts"]) in graph.get(
+        AssetKey(["salesforce", "contacts"])).parent_keys
+    assert AssetKey(["salesforce", "accounts"]) in graph.get(AssetKey("accounts")).parent_keys
+
+
+def test_code_location_module_exposes_defs() -> None:
+    from akita_pipelines import definitions
+
+    assert isinstance(definitions.defs, Definitions)
+
+
+@pytest.fixture
+def registered(sqlite_engine: Engine) -> Engine:
+    add_customer(sqlite_engine, Customer(id="acme", name="Acme"))
+    add_customer(sqlite_engine, Customer(id="globex", name="Globex"))
+    for customer in ("acme", "globex"):
+        add_integration(sqlite_engine, Integration(
+            id=f"salesforce.{customer}", customer_id=customer, provider="salesforce",
+            config={"base_url": "http://127.0.0.1:9"},
+            settings={"types": {"tasks": {"enabled": False}}} if customer == "globex" else {}),
+            CREDS)
+    return sqlite_engine
+
+
+def _tick(defs: Definitions, instance: DagsterInstance, db: AkitaDatabase,
+          cursor: str | None = None) -> object:
+    sensor = defs.get_sensor_def("akita_scheduler_sensor")
+    context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                   resources={"akita_db": db})
+    return sensor(context)
+
+
+def test_sensor_registers_partitions_and_requests_one_run_per_due_integration(
+        registered: Engine) -> None:
+    db = AkitaDatabase(url=registered.url.render_as_string(hide_password=False))
+    defs = build_definitions(database=db)
+    with instance_for_test() as instance:
+        result = _tick(defs, instance, db)
+        adds = [(r.partitions_def_name, list(r.partition_keys))
+                for r in result.dynamic_partitions_requests]  # type: ignore[attr-defined]
+        assert adds == [("salesforce_integrations", ["salesforce.acme", "salesforce.globex"])]
+        runs = {r.partition_key: r for r in result.run_requests}  # type: ignore[attr-defined]
+        assert set(runs) == {"salesforce.acme", "salesforce.globex"}
+        acme = runs["salesforce.acme"]
+        assert acme.job_name == "salesforce_sync"
+        assert [k.to_user_string() for k in acme.asset_selection] == [
+            "salesforce/accounts", "salesforce/contacts", "salesforce/deals",
+            "salesforce/tickets", "salesforce/tasks"]
+        assert acme.tags["akita/customer"] == "acme"
+        assert acme.tags["akita/provider"] == "salesforce"
+        assert acme.tags["akita/trigger"] == "sensor"
+        # A disabled type is not requested.
+        assert "salesforce/tasks" not in [
+            k.to_user_string() for k in runs["salesforce.globex"].asset_selection]
+        cursor = json.loads(result.cursor)  # type: ignore[attr-defined]
+        assert cursor["runs_requested"] == 2
+        assert cursor["due_objects"] == 9
+
+        # The daemon applies partition requests; here we do. Then a run of acme is in flight.
+        instance.add_dynamic_partitions("salesforce_integrations",
+                                        ["salesforce.acme", "salesforce.globex"])
+        job = defs.resolve_job_def("salesforce_sync")
+        instance.create_run_for_job(job, tags={"dagster/partition": "salesforce.acme"},
+                                    status=_queued())
+        second = _tick(defs, instance, db, cursor=result.cursor)  # type: ignore[attr-defined]
+        assert not second.dynamic_partitions_requests  # type: ignore[attr-defined]
+        assert [r.partition_key for r in second.run_requests] == [  # type: ignore[attr-defined]
+            "salesforce.globex"]
+
+
+def _queued() -> object:
+    from dagster import DagsterRunStatus
+
+    return DagsterRunStatus.QUEUED
+
+
+def test_sensor_skips_when_nothing_is_due(tmp_path: Path, sqlite_engine: Engine) -> None:
+    db = AkitaDatabase(url=sqlite_engine.url.render_as_string(hide_password=False))
+    defs = build_definitions(database=db)
+    with instance_for_test() as instance:
+        result = _tick(defs, instance, db)
+        assert not result.run_requests  # type: ignore[attr-defined]
+        assert "nothing due" in (result.skip_reason.skip_message or "")  # type: ignore[attr-defined]
