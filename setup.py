@@ -26,6 +26,7 @@ setup(
         "click>=8.1",
         "werkzeug>=3.0",
         "publicsuffixlist>=1.0",
+        "cryptography>=42",
     ],
     extras_require={
         "test": [

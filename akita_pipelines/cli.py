@@ -198,6 +198,35 @@ def integrations_disable(integration_id: str) -> None:
 
 
 @main.group()
+def secrets() -> None:
+    """Encryption keys for stored credentials ($AKITA_SECRET_KEYS, newest first)."""
+
+
+@secrets.command("new-key")
+def secrets_new_key() -> None:
+    """Print a new key: prepend it to $AKITA_SECRET_KEYS, then run `akita secrets rotate`."""
+    from akita_pipelines.db.secrets import new_key
+
+    click.echo(new_key())
+
+
+@secrets.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every integration's credentials with the newest key."""
+    from sqlalchemy import select, update
+
+    from akita_pipelines.db.schema import integrations as table
+    from akita_pipelines.db.secrets import rotate
+
+    with _engine().begin() as conn:
+        rows = conn.execute(select(table.c.id, table.c.credentials)).all()
+        for row in rows:
+            conn.execute(update(table).where(table.c.id == row.id)
+                         .values(credentials=rotate(row.credentials or {})))
+    click.echo(f"re-encrypted the credentials of {len(rows)} integrations")
+
+
+@main.group()
 def registry() -> None:
     """Customers and integrations from a YAML file."""
 

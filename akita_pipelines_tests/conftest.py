@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,13 @@ from akita_pipelines.db.migrate import upgrade
 from akita_pipelines_tests.pg import postgres_server
 
 _db_counter = itertools.count()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests never touch the developer's .akita/ (database, secret key, sandbox URLs).
+    os.environ["AKITA_HOME"] = tempfile.mkdtemp(prefix="akita-test-home-")
+    os.environ.pop("AKITA_DATABASE_URL", None)
+    os.environ.pop("AKITA_SECRET_KEYS", None)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,13 @@ DEFAULTS: Mapping[str, Any] = {
     "history_start": None,  # ISO date: where a first (or full) sync starts; None = all history
     "enabled": True,
     "retry_after_failure_seconds": 900,  # how soon a failed object is due again
+    # Alerts and auto-disable (only failures count; a success resets them).
+    "warn_after_failures": 5,  # "repeated failures" warning to Akita and the customer ...
+    "warn_after_days": 1.0,  # ... once both this many failures and days without success
+    "disable_after_failures": 20,  # disable the integration at both of these
+    "disable_after_days": 4.0,
+    "disable_after_config_failures": 3,  # auth/config errors disable sooner
+    "reminder_hours": 24.0,  # at most one reminder per incident this often
 }
 
 _TYPES: Mapping[str, tuple[type, ...]] = {
@@ -38,6 +45,12 @@ _TYPES: Mapping[str, tuple[type, ...]] = {
     "history_start": (str, type(None)),
     "enabled": (bool,),
     "retry_after_failure_seconds": (int,),
+    "warn_after_failures": (int,),
+    "warn_after_days": (int, float),
+    "disable_after_failures": (int,),
+    "disable_after_days": (int, float),
+    "disable_after_config_failures": (int,),
+    "reminder_hours": (int, float),
 }
 
 #: Layer names, most specific first.

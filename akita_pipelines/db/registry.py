@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, select, update
 from akita_pipelines.config.settings import SettingLayers, resolve
 from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.core.types import Customer, Integration
+from akita_pipelines.db import secrets
 from akita_pipelines.db.dialect import upsert
 from akita_pipelines.db.schema import customers, integration_objects, integrations
 from akita_pipelines.providers.base import ProviderSpec
@@ -40,7 +41,7 @@ def save_integration(conn: Connection, integration: Integration, credentials: Ma
         upsert(conn, integrations, ["id"], {
             "id": integration.id, "customer_id": integration.customer_id,
             "provider": integration.provider, "config": dict(integration.config),
-            "credentials": dict(credentials), "settings": dict(integration.settings),
+            "credentials": secrets.encrypt(credentials), "settings": dict(integration.settings),
             "state": integration.state, "created_at": now, "updated_at": now,
         }, update=["config", "credentials", "settings", "updated_at"])
     )
@@ -139,7 +140,7 @@ class DatabaseCredentialStore:
         with self.engine.connect() as conn:
             value = conn.execute(select(integrations.c.credentials)
                                  .where(integrations.c.id == self.integration_id)).scalar_one()
-        return dict(value or {})
+        return secrets.decrypt(value)
 
     def update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
         with self.engine.begin() as conn:
@@ -150,12 +151,12 @@ class DatabaseCredentialStore:
                                      (self.integration_id,))  # take the write lock first
             else:
                 query = query.with_for_update()
-            current = dict(conn.execute(query).scalar_one() or {})
+            current = secrets.decrypt(conn.execute(query).scalar_one())
             new = change(dict(current))
             if new != current:
                 conn.execute(update(integrations)
                              .where(integrations.c.id == self.integration_id)
-                             .values(credentials=new))
+                             .values(credentials=secrets.encrypt(new)))
         return dict(new)
 
 

@@ -244,3 +244,32 @@ quarantine = Table(
     Column("payload", Text),
     Column("created_at", TZ, nullable=False),
 )
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("incident_key", String(300), nullable=False, index=True),  # "<integration>/<type>"
+    Column("integration_id", ForeignKey("integrations.id"), nullable=False),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("interaction_type", String(100)),
+    Column("kind", String(20), nullable=False),  # broken|reminder|warning|disabled|recovered
+    Column("failure_class", String(20)),
+    Column("message", Text, nullable=False),
+    Column("created_at", TZ, nullable=False),
+)
+
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("alert_id", ForeignKey("alerts.id"), nullable=False),
+    Column("channel", String(50), nullable=False),  # log|email|webhook
+    Column("recipient", String(320), nullable=False),
+    Column("status", String(20), nullable=False, default="pending"),  # pending|sent|failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("sent_at", TZ),
+    UniqueConstraint("alert_id", "channel", "recipient"),
+    Index("ix_alert_deliveries_pending", "status"),
+)

@@ -5,7 +5,6 @@ and what was matched: ``retrieve_<provider>_<type>`` stages the changed records,
 ``process_<provider>_<type>`` types, matches and links them and commits the cursor.
 """
 
-from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any

@@ -1,6 +1,5 @@
 """Wire the code location from the provider registry."""
 
-from __future__ import annotations
 
 from collections.abc import Mapping
 
@@ -15,7 +14,11 @@ from dagster import (
 from akita_pipelines.defs.assets import asset_key, build_provider_assets
 from akita_pipelines.defs.matched import CHECKS, build_matched_assets
 from akita_pipelines.defs.resources import AkitaDatabase
-from akita_pipelines.defs.sensors import build_scheduler_sensor, job_name
+from akita_pipelines.defs.sensors import (
+    build_run_failure_sensor,
+    build_scheduler_sensor,
+    job_name,
+)
 from akita_pipelines.providers.base import ProviderSpec
 from akita_pipelines.providers.registry import PROVIDERS
 
@@ -39,7 +42,7 @@ def build_definitions(providers: Mapping[str, ProviderSpec] = PROVIDERS,
         assets=[*object_assets, *matched],
         asset_checks=CHECKS,
         jobs=jobs,
-        sensors=[build_scheduler_sensor(providers, jobs)],
+        sensors=[build_scheduler_sensor(providers, jobs), build_run_failure_sensor(providers)],
         resources={"akita_db": database or AkitaDatabase()},
         # One process per run is the capacity limit; steps run in that process.
         executor=in_process_executor,

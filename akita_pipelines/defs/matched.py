@@ -1,6 +1,5 @@
 """The matched ``accounts`` and ``contacts`` tables as assets, with checks on them."""
 
-from __future__ import annotations
 
 from collections.abc import Sequence
 

@@ -1,6 +1,5 @@
 """One dynamic partitions definition per provider: keys are integration ids."""
 
-from __future__ import annotations
 
 from functools import cache
 

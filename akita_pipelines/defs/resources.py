@@ -1,6 +1,5 @@
 """The Akita database as a Dagster resource."""
 
-from __future__ import annotations
 
 from dagster import ConfigurableResource
 from pydantic import Field

@@ -1,6 +1,5 @@
 """The scheduler: a sensor that keeps partitions in step with the registry and requests runs."""
 
-from __future__ import annotations
 
 import json
 from collections.abc import Mapping
@@ -11,11 +10,13 @@ from dagster import (
     DefaultSensorStatus,
     DeleteDynamicPartitionsRequest,
     JobDefinition,
+    RunFailureSensorContext,
     RunRequest,
     RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
+    run_failure_sensor,
     sensor,
 )
 
@@ -25,6 +26,7 @@ from akita_pipelines.defs.assets import TRIGGER_TAG, asset_key
 from akita_pipelines.defs.partitions import integrations_partitions, partitions_name
 from akita_pipelines.defs.resources import AkitaDatabase
 from akita_pipelines.providers.base import ProviderSpec
+from akita_pipelines.sync.crashes import record_crashed_run
 from akita_pipelines.sync.scheduler import partition_changes, plan_runs
 
 #: Runs requested per tick at most; the rest stay due and go next tick, oldest first.
@@ -92,3 +94,31 @@ def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
                             dynamic_partitions_requests=partition_requests, cursor=cursor)
 
     return akita_scheduler_sensor
+
+
+def build_run_failure_sensor(providers: Mapping[str, ProviderSpec]) -> SensorDefinition:
+    @run_failure_sensor(name="akita_run_failure_sensor",
+                        default_status=DefaultSensorStatus.RUNNING,
+                        description="Feeds runs that failed outside the sync code (killed, "
+                                    "crashed) into the same failure and alert path.")
+    def akita_run_failure_sensor(context: RunFailureSensorContext,
+                                 akita_db: AkitaDatabase) -> None:
+        run = context.dagster_run
+        integration_id = run.tags.get("dagster/partition")
+        if not integration_id:
+            return
+        provider = integration_id.split(".", 1)[0]
+        if provider not in providers:
+            return
+        types = [key.path[-1] for key in (run.asset_selection or ())
+                 if len(key.path) == 2 and key.path[0] == provider]
+        if not types:
+            types = providers[provider].types_in_order()
+        reason = context.failure_event.message or "the run failed"
+        recorded = record_crashed_run(akita_db.engine(), run_id=run.run_id,
+                                      integration_id=integration_id, types=types,
+                                      reason=reason[:300])
+        if recorded:
+            context.log.info("recorded crashed syncs of %s: %s", integration_id, recorded)
+
+    return akita_run_failure_sensor

@@ -1,48 +1,121 @@
-"""What happens when a sync fails: classify, record, decide whether the integration goes on."""
+"""What happens when a sync fails or recovers: classify, record, alert, maybe disable."""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Connection, Engine, select, update
 
+from akita_pipelines.alerts.outbox import (
+    NewAlert,
+    deliver_pending,
+    enqueue,
+    has_open_incident,
+    incident_key,
+    open_incident,
+)
+from akita_pipelines.alerts.policy import Thresholds, on_failure
+from akita_pipelines.config.settings import resolve_all
 from akita_pipelines.core.clock import utcnow
-from akita_pipelines.core.errors import AuthError, FailureClass, RateLimited, classify
-from akita_pipelines.db import state
+from akita_pipelines.core.errors import AkitaError, AuthError, FailureClass, RateLimited, classify
+from akita_pipelines.db import registry, state
 from akita_pipelines.db.schema import integrations
+from akita_pipelines.providers.registry import PROVIDERS
 
 log = logging.getLogger(__name__)
-
-#: How soon a failed object is due again, by failure class (seconds).
-RETRY_AFTER = {FailureClass.TRANSIENT: 300.0, FailureClass.CONFIG: 3600.0,
-               FailureClass.DATA: 900.0}
 
 
 def describe_error(exc: BaseException) -> str:
     """A one-line reason safe to store and show: our errors' messages are built without
     secrets; foreign exceptions are reduced to their type."""
-    from akita_pipelines.core.errors import AkitaError
-
     if isinstance(exc, AkitaError):
         return f"{type(exc).__name__}: {exc}"
-    return f"{type(exc).__name__}"
+    return type(exc).__name__
+
+
+def _settings(conn: Connection, obj: state.ObjectRow) -> dict[str, object]:
+    integration = registry.get_integration(conn, obj.integration_id)
+    customer = registry.get_customer(conn, integration.customer_id)
+    spec = PROVIDERS.get(integration.provider)
+    if spec is None:
+        from akita_pipelines.config.settings import DEFAULTS
+
+        return dict(DEFAULTS)
+    layers = registry.effective_layers(spec, customer, integration, obj.interaction_type)
+    return {name: s.value for name, s in resolve_all(layers).items()}
+
+
+def _thresholds(settings: dict[str, object]) -> Thresholds:
+    fields = Thresholds.__dataclass_fields__
+    return Thresholds(**{k: settings[k] for k in fields})  # type: ignore[arg-type]
 
 
 def record_failure(engine: Engine, obj: state.ObjectRow, sync_id: int | None, exc: BaseException,
                    counts: dict[str, int] | None = None) -> None:
-    """Record the failure on the object (cursor untouched) and flag revoked authorisations."""
+    """Record the failure (cursor untouched), raise the alert the incident calls for, and
+    disable the integration when the thresholds say so."""
     failure = classify(exc)
-    retry = RETRY_AFTER[failure]
-    if isinstance(exc, RateLimited) and exc.retry_after:
-        retry = max(retry, min(exc.retry_after, 24 * 3600))
     reason = f"[{failure.value}] {describe_error(exc)}"
     now = utcnow()
     with engine.begin() as conn:
+        settings = _settings(conn, obj)
+        retry = float(settings["retry_after_failure_seconds"])  # type: ignore[arg-type]
+        if failure is FailureClass.CONFIG:
+            retry = max(retry, 3600.0)  # a config error will not fix itself within minutes
+        if isinstance(exc, RateLimited) and exc.retry_after:
+            retry = max(retry, min(exc.retry_after, 24 * 3600))
         failures = state.fail_sync(conn, obj, sync_id, now, error=reason,
                                    retry_after_seconds=retry, counts=counts)
+        created_at = conn.execute(select(integrations.c.created_at).where(
+            integrations.c.id == obj.integration_id)).scalar_one()
+        key = incident_key(obj.integration_id, obj.interaction_type)
+        incident = open_incident(conn, key, failures, obj.last_synced_at or created_at)
+        decision = on_failure(incident, failure, now, _thresholds(settings))
+        new_state = None
         if isinstance(exc, AuthError):
-            # A revoked grant is not retried: the customer must authorise again.
+            new_state = "needs_reauth"  # a revoked grant is not retried: re-authorise
+        elif decision.disable:
+            new_state = "disabled"
+        if new_state:
             conn.execute(update(integrations).where(integrations.c.id == obj.integration_id)
-                         .values(state="needs_reauth", updated_at=now))
+                         .values(state=new_state, updated_at=now))
+        kind = decision.alert
+        if new_state == "needs_reauth" and kind is None:
+            kind = "broken"
+        if kind:
+            message = (f"{obj.integration_id} {obj.interaction_type}: {reason}. "
+                       f"{failures} failure(s) in a row; last success: "
+                       f"{_when(obj.last_synced_at)}.")
+            if new_state == "needs_reauth":
+                message += " The integration needs re-authorising."
+            elif new_state == "disabled":
+                message += " The integration is now disabled: fix it and run " \
+                           f"`akita integrations enable {obj.integration_id}`."
+            enqueue(conn, NewAlert(obj.integration_id, obj.customer_id, obj.interaction_type,
+                                   kind, failure, message), now)
     log.warning("sync of %s/%s failed (%d in a row): %s", obj.integration_id,
                 obj.interaction_type, failures, reason)
+    _deliver(engine)
+
+
+def record_success(conn: Connection, obj: state.ObjectRow, now: datetime) -> bool:
+    """In the commit transaction: close an open incident with a 'recovered' alert."""
+    key = incident_key(obj.integration_id, obj.interaction_type)
+    if not has_open_incident(conn, key):
+        return False
+    enqueue(conn, NewAlert(obj.integration_id, obj.customer_id, obj.interaction_type,
+                           "recovered", None,
+                           f"{obj.integration_id} {obj.interaction_type} syncs again."), now)
+    return True
+
+
+def _deliver(engine: Engine) -> None:
+    try:
+        deliver_pending(engine)
+    except Exception:  # noqa: BLE001 - delivery is retried later; the sync's outcome stands
+        log.exception("alert delivery failed; the outbox keeps the alerts")
+
+
+def _when(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else "never"

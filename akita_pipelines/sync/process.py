@@ -17,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
+from akita_pipelines.alerts.outbox import deliver_pending
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.core.types import TypedRecord
@@ -31,7 +32,7 @@ from akita_pipelines.processing.match import (
 from akita_pipelines.processing.normalize import account_domain, normalize_email, normalize_phone
 from akita_pipelines.providers.base import Stream
 from akita_pipelines.providers.registry import get_provider
-from akita_pipelines.sync.failures import record_failure
+from akita_pipelines.sync.failures import record_failure, record_success
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ def process_staged(engine: Engine, integration_id: str, interaction_type: str, *
         integration = registry.get_integration(conn, integration_id)
     assert obj is not None, f"{integration_id}/{interaction_type} vanished during the sync"
     stream = get_provider(integration.provider).streams[interaction_type]
+    recovered = False
     try:
         after = 0
         while True:
@@ -158,9 +160,13 @@ def process_staged(engine: Engine, integration_id: str, interaction_type: str, *
                 result.quarantined += len(bad)
         with engine.begin() as conn:
             if sync_id is not None:
-                result.cursor_after = state.commit_sync(conn, obj, sync_id, utcnow(), {
+                now = utcnow()
+                result.cursor_after = state.commit_sync(conn, obj, sync_id, now, {
                     "created": result.created, "updated": result.rules["source_id"],
                     "matched": result.matched})
+                recovered = record_success(conn, obj, now)
+        if sync_id is not None and recovered:
+            deliver_pending(engine)
     except (AkitaError, OSError, ValueError) as exc:
         record_failure(engine, obj, sync_id, exc)
         raise

@@ -49,7 +49,7 @@ def registered(sqlite_engine: Engine) -> Engine:
 
 def _tick(defs: Definitions, instance: DagsterInstance, db: AkitaDatabase,
           cursor: str | None = None) -> object:
-    sensor = defs.get_sensor_def("akita_scheduler_sensor")
+    sensor = defs.resolve_sensor_def("akita_scheduler_sensor")
     context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
                                    resources={"akita_db": db})
     return sensor(context)
@@ -86,17 +86,17 @@ def test_sensor_registers_partitions_and_requests_one_run_per_due_integration(
                                         ["salesforce.acme", "salesforce.globex"])
         job = defs.resolve_job_def("salesforce_sync")
         instance.create_run_for_job(job, tags={"dagster/partition": "salesforce.acme"},
-                                    status=_queued())
+                                    status=_started())
         second = _tick(defs, instance, db, cursor=result.cursor)  # type: ignore[attr-defined]
         assert not second.dynamic_partitions_requests  # type: ignore[attr-defined]
         assert [r.partition_key for r in second.run_requests] == [  # type: ignore[attr-defined]
             "salesforce.globex"]
 
 
-def _queued() -> object:
+def _started() -> object:
     from dagster import DagsterRunStatus
 
-    return DagsterRunStatus.QUEUED
+    return DagsterRunStatus.STARTED
 
 
 def test_sensor_skips_when_nothing_is_due(tmp_path: Path, sqlite_engine: Engine) -> None:

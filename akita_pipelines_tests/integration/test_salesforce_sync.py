@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import requests
+from akita_pipelines.sandbox.server import Sandbox
 from sqlalchemy import Engine, func, select
 
 from akita_pipelines.db import state
@@ -19,7 +20,6 @@ from akita_pipelines.db.schema import (
     sync_runs,
 )
 from akita_pipelines.providers.http import HttpClient
-from akita_pipelines.sandbox.server import Sandbox
 from akita_pipelines.sync.service import sync_object
 from akita_pipelines_tests.integration.conftest import register_salesforce
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 14:12:36.560907
+Create Date: 2026-11-24 14:33:33.935317
 """
 from alembic import op
 import sqlalchemy as sa
@@ -16,7 +16,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table('customers',
     sa.Column('id', sa.String(length=100), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -55,6 +54,23 @@ def upgrade() -> None:
     with op.batch_alter_table('integrations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_integrations_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_integrations_provider'), ['provider'], unique=False)
+
+    op.create_table('alerts',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('incident_key', sa.String(length=300), nullable=False),
+    sa.Column('integration_id', sa.String(length=200), nullable=False),
+    sa.Column('customer_id', sa.String(length=100), nullable=False),
+    sa.Column('interaction_type', sa.String(length=100), nullable=True),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('failure_class', sa.String(length=20), nullable=True),
+    sa.Column('message', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_alerts_customer_id_customers')),
+    sa.ForeignKeyConstraint(['integration_id'], ['integrations.id'], name=op.f('fk_alerts_integration_id_integrations')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_alerts'))
+    )
+    with op.batch_alter_table('alerts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_alerts_incident_key'), ['incident_key'], unique=False)
 
     op.create_table('contacts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -138,6 +154,22 @@ def upgrade() -> None:
     with op.batch_alter_table('account_links', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_account_links_account_id'), ['account_id'], unique=False)
 
+    op.create_table('alert_deliveries',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('alert_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('channel', sa.String(length=50), nullable=False),
+    sa.Column('recipient', sa.String(length=320), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['alert_id'], ['alerts.id'], name=op.f('fk_alert_deliveries_alert_id_alerts')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_alert_deliveries')),
+    sa.UniqueConstraint('alert_id', 'channel', 'recipient', name=op.f('uq_alert_deliveries_alert_id_channel_recipient'))
+    )
+    with op.batch_alter_table('alert_deliveries', schema=None) as batch_op:
+        batch_op.create_index('ix_alert_deliveries_pending', ['status'], unique=False)
+
     op.create_table('contact_links',
     sa.Column('interaction_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -207,9 +239,7 @@ def upgrade() -> None:
 
 
 
-
 def downgrade() -> None:
-
     with op.batch_alter_table('sync_runs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sync_runs_integration_object_id'))
 
@@ -226,6 +256,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_contact_links_contact_id'))
 
     op.drop_table('contact_links')
+    with op.batch_alter_table('alert_deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_alert_deliveries_pending')
+
+    op.drop_table('alert_deliveries')
     with op.batch_alter_table('account_links', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_account_links_account_id'))
 
@@ -242,6 +276,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_contacts_customer_email')
 
     op.drop_table('contacts')
+    with op.batch_alter_table('alerts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_alerts_incident_key'))
+
+    op.drop_table('alerts')
     with op.batch_alter_table('integrations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_integrations_provider'))
         batch_op.drop_index(batch_op.f('ix_integrations_customer_id'))
@@ -252,4 +290,3 @@ def downgrade() -> None:
 
     op.drop_table('accounts')
     op.drop_table('customers')
-

@@ -1,0 +1,1 @@
+"""Alerts: the incident policy, the outbox in the database, and delivery channels."""
