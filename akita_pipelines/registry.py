@@ -67,10 +67,11 @@ def add_integration(engine: Engine, integration: Integration,
     spec = get_provider(integration.provider)
     check_integration_id(integration.id, integration.provider)
     validate_settings(integration.settings, where=f"integration {integration.id} settings")
-    unknown_types = set(integration.settings.get("types", {})) - set(spec.streams)
+    streams = spec.streams_for(integration.config)
+    unknown_types = set(integration.settings.get("types", {})) - set(streams)
     if unknown_types:
         raise ConfigError(f"integration {integration.id}: {spec.title} has no interaction types "
-                          f"{sorted(unknown_types)}; it has {sorted(spec.streams)}")
+                          f"{sorted(unknown_types)}; it has {sorted(streams)}")
     missing = [k for k in spec.required_config if not integration.config.get(k)]
     if missing:
         raise ConfigError(f"integration {integration.id}: config lacks {missing}")

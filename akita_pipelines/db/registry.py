@@ -106,7 +106,7 @@ def sync_integration_objects(conn: Connection, spec: ProviderSpec, integration: 
         for r in conn.execute(select(integration_objects).where(
             integration_objects.c.integration_id == integration.id))
     }
-    for interaction_type in spec.types_in_order():
+    for interaction_type in spec.types_in_order(integration.config):
         layers = effective_layers(spec, customer, integration, interaction_type)
         frequency = float(resolve("sync_frequency_per_day", layers).value)
         enabled = bool(resolve("enabled", layers).value)
@@ -166,6 +166,17 @@ def integration_ids_by_provider(conn: Connection) -> dict[str, list[str]]:
                             .order_by(integrations.c.created_at, integrations.c.id)):
         result.setdefault(row.provider, []).append(row.id)
     return result
+
+
+def registered_types(conn: Connection,
+                     providers: Mapping[str, ProviderSpec]) -> dict[str, set[str]]:
+    """Every interaction type some integration of each provider has, custom ones included."""
+    found: dict[str, set[str]] = {}
+    for integration in list_integrations(conn):
+        spec = providers.get(integration.provider)
+        if spec is not None:
+            found.setdefault(spec.name, set()).update(spec.streams_for(integration.config))
+    return found
 
 
 def secrets_of(values: Iterable[Mapping[str, Any]]) -> set[str]:

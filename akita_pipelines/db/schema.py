@@ -108,6 +108,8 @@ integration_objects = Table(
     # The retrieval checkpoint: pages up to it are staged; committed into ``cursor`` after
     # processing. A crashed sync resumes from here.
     Column("checkpoint", TZ),
+    # Where an interrupted full re-read or history backfill got to; it resumes from here.
+    Column("full_checkpoint", TZ),
     Column("last_synced_at", TZ),
     Column("last_attempt_at", TZ),
     Column("next_due_at", TZ),  # last success + 1 day / frequency, or a retry time after failure

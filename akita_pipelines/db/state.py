@@ -33,6 +33,7 @@ class ObjectRow:
     frequency_per_day: float
     cursor: datetime | None
     checkpoint: datetime | None
+    full_checkpoint: datetime | None
     last_synced_at: datetime | None
     next_due_at: datetime | None
     consecutive_failures: int
@@ -46,7 +47,8 @@ _OBJECT_COLUMNS = (
     integration_objects.c.id, integration_objects.c.integration_id, integrations.c.provider,
     integrations.c.customer_id, integration_objects.c.interaction_type,
     integration_objects.c.frequency_per_day, integration_objects.c.cursor,
-    integration_objects.c.checkpoint, integration_objects.c.last_synced_at,
+    integration_objects.c.checkpoint, integration_objects.c.full_checkpoint,
+    integration_objects.c.last_synced_at,
     integration_objects.c.next_due_at, integration_objects.c.consecutive_failures,
     integration_objects.c.state, integration_objects.c.enabled,
     integrations.c.state.label("integration_state"), integration_objects.c.last_error,
@@ -116,7 +118,7 @@ def canonical_json(record: Any) -> str:
 
 
 def stage_page(conn: Connection, object_id: int, records: Sequence[StagedRecord],
-               checkpoint: datetime | None, now: datetime) -> None:
+               checkpoint: datetime | None, now: datetime, *, full: bool = False) -> None:
     """Stage one page and move the retrieval checkpoint, in the caller's transaction.
 
     A record whose content did not change keeps its processed state, so re-reading the lookback
@@ -142,6 +144,9 @@ def stage_page(conn: Connection, object_id: int, records: Sequence[StagedRecord]
              "payload": r.payload, "pending": True, "staged_at": now}
             for r in records
         ])
+    if checkpoint is not None and full:
+        conn.execute(update(integration_objects).where(integration_objects.c.id == object_id)
+                     .values(full_checkpoint=checkpoint))
     if checkpoint is not None:
         # Never move the checkpoint backwards (a lookback re-read starts before it).
         conn.execute(update(integration_objects)
@@ -195,8 +200,8 @@ def commit_sync(conn: Connection, obj: ObjectRow, sync_id: int, now: datetime,
                            .where(integration_objects.c.id == obj.id)).one()
     cursor = current.checkpoint or current.cursor
     conn.execute(update(integration_objects).where(integration_objects.c.id == obj.id).values(
-        cursor=cursor, last_synced_at=now, consecutive_failures=0, state="ok", last_error=None,
-        next_due_at=now + timedelta(days=1 / obj.frequency_per_day)))
+        cursor=cursor, full_checkpoint=None, last_synced_at=now, consecutive_failures=0,
+        state="ok", last_error=None, next_due_at=now + timedelta(days=1 / obj.frequency_per_day)))
     conn.execute(update(sync_runs).where(sync_runs.c.id == sync_id).values(
         status="succeeded", finished_at=now, cursor_after=cursor, **counts))
     return cursor  # type: ignore[no-any-return]

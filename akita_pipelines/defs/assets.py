@@ -6,7 +6,7 @@ and what was matched: ``retrieve_<provider>_<type>`` stages the changed records,
 """
 
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from dagster import (
@@ -38,6 +38,8 @@ TRIGGER_TAG = "akita/trigger"
 class RetrieveConfig(Config):
     full: bool = Field(default=False, description="Re-read everything from the history start "
                                                   "instead of the changes since the cursor.")
+    since: str | None = Field(default=None, description="History start (YYYY-MM-DD) for a "
+                                                        "full re-read or backfill.")
 
 
 def trigger_of(tags: Mapping[str, str]) -> str:
@@ -51,22 +53,23 @@ def asset_key(provider: str, interaction_type: str) -> AssetKey:
     return AssetKey([provider, interaction_type])
 
 
-def _upstream_types(spec: ProviderSpec, interaction_type: str) -> list[str]:
+def _upstream_types(types: Collection[str], interaction_type: str) -> list[str]:
     """Accounts before contacts before the rest, within one provider."""
     if interaction_type == "accounts":
         return []
     if interaction_type == "contacts":
-        return [t for t in ("accounts",) if t in spec.streams]
-    return [t for t in ("accounts", "contacts") if t in spec.streams]
+        return [t for t in ("accounts",) if t in types]
+    return [t for t in ("accounts", "contacts") if t in types]
 
 
 def _iso(value: Any) -> str:
     return value.isoformat() if value is not None else "—"
 
 
-def build_object_asset(spec: ProviderSpec, interaction_type: str) -> AssetsDefinition:
+def build_object_asset(spec: ProviderSpec, interaction_type: str,
+                       types: Collection[str]) -> AssetsDefinition:
     provider = spec.name
-    upstream = _upstream_types(spec, interaction_type)
+    upstream = _upstream_types(types, interaction_type)
     stem = f"{provider}_{interaction_type}"
 
     @op(name=f"retrieve_{stem}", ins={t: In(Nothing) for t in upstream},
@@ -75,7 +78,8 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str) -> AssetsDefin
                  akita_db: AkitaDatabase) -> dict[str, Any]:
         result = retrieve_changes(
             akita_db.engine(), context.partition_key, interaction_type,
-            trigger=trigger_of(context.run.tags), run_id=context.run_id, full=config.full)
+            trigger=trigger_of(context.run.tags), run_id=context.run_id, full=config.full,
+            since=config.since)
         context.add_output_metadata({
             "records_fetched": result.records_fetched, "pages": result.pages,
             "quarantined": result.quarantined, "since": _iso(result.since),
@@ -135,9 +139,11 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str) -> AssetsDefin
     return integration_object
 
 
-def build_provider_assets(spec: ProviderSpec) -> list[AssetsDefinition]:
-    types = sorted(spec.streams, key=lambda t: (type_order(t), t))
-    return [build_object_asset(spec, t) for t in types]
+def build_provider_assets(spec: ProviderSpec,
+                          custom_types: Collection[str] = ()) -> list[AssetsDefinition]:
+    """One asset per standard stream of the provider and per custom type registered for it."""
+    types = sorted(set(spec.streams) | set(custom_types), key=lambda t: (type_order(t), t))
+    return [build_object_asset(spec, t, types) for t in types]
 
 
 __all__ = ["STANDARD_TYPES", "asset_key", "build_object_asset", "build_provider_assets"]

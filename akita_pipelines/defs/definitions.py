@@ -1,6 +1,7 @@
 """Wire the code location from the provider registry."""
 
 
+import logging
 from collections.abc import Mapping
 
 from dagster import (
@@ -10,7 +11,10 @@ from dagster import (
     define_asset_job,
     in_process_executor,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
+from akita_pipelines.core.errors import AkitaError
+from akita_pipelines.db import registry
 from akita_pipelines.defs.assets import asset_key, build_provider_assets
 from akita_pipelines.defs.matched import CHECKS, build_matched_assets
 from akita_pipelines.defs.resources import AkitaDatabase
@@ -22,10 +26,32 @@ from akita_pipelines.defs.sensors import (
 from akita_pipelines.providers.base import ProviderSpec
 from akita_pipelines.providers.registry import PROVIDERS
 
+log = logging.getLogger(__name__)
+
+
+def registered_custom_types(database: AkitaDatabase,
+                            providers: Mapping[str, ProviderSpec]) -> dict[str, set[str]]:
+    """Custom interaction types registered in the Akita database become assets too.
+
+    Read when the code location loads: after registering a custom type, reload the code
+    location (the UI's "Reload" button) to see its asset. A database that does not exist yet
+    simply has none.
+    """
+    try:
+        with database.engine().connect() as conn:
+            types = registry.registered_types(conn, providers)
+    except (SQLAlchemyError, AkitaError) as exc:
+        log.info("no custom interaction types loaded: %s", type(exc).__name__)
+        return {}
+    return {p: t - set(providers[p].streams) for p, t in types.items()}
+
 
 def build_definitions(providers: Mapping[str, ProviderSpec] = PROVIDERS,
                       database: AkitaDatabase | None = None) -> Definitions:
-    object_assets = [a for spec in providers.values() for a in build_provider_assets(spec)]
+    database = database or AkitaDatabase()
+    custom = registered_custom_types(database, providers)
+    object_assets = [a for name, spec in providers.items()
+                     for a in build_provider_assets(spec, custom.get(name, set()))]
     jobs: list[JobDefinition] = [
         define_asset_job(  # type: ignore[misc]
             name=job_name(name),
@@ -43,7 +69,7 @@ def build_definitions(providers: Mapping[str, ProviderSpec] = PROVIDERS,
         asset_checks=CHECKS,
         jobs=jobs,
         sensors=[build_scheduler_sensor(providers, jobs), build_run_failure_sensor(providers)],
-        resources={"akita_db": database or AkitaDatabase()},
+        resources={"akita_db": database},
         # One process per run is the capacity limit; steps run in that process.
         executor=in_process_executor,
     )

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.core.types import TypedRecord, type_order
 from akita_pipelines.providers.auth import CredentialStore
 from akita_pipelines.providers.http import HttpClient
+
+CUSTOM_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,26 @@ class ProviderSpec:
     type_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     required_config: tuple[str, ...] = ("base_url",)
     required_credentials: tuple[str, ...] = ()
+    #: Builds a stream from an integration's configuration, for custom interaction types (a
+    #: Salesforce custom object, a table, an endpoint): ``config["streams"][name]``.
+    custom_stream: Callable[[str, Mapping[str, Any]], Stream] | None = None
 
-    def types_in_order(self) -> list[str]:
-        return sorted(self.streams, key=lambda t: (type_order(t), t))
+    def types_in_order(self, config: Mapping[str, Any] | None = None) -> list[str]:
+        return sorted(self.streams_for(config or {}), key=lambda t: (type_order(t), t))
+
+    def streams_for(self, config: Mapping[str, Any]) -> dict[str, Stream]:
+        """The provider's streams plus the custom ones an integration's config declares."""
+        streams = dict(self.streams)
+        custom = config.get("streams") or {}
+        if not isinstance(custom, Mapping):
+            raise ConfigError("config 'streams' must map interaction type names to settings")
+        for name, stream_config in custom.items():
+            if not isinstance(name, str) or not CUSTOM_TYPE.match(name):
+                raise ConfigError(f"custom interaction type {name!r} must be lower-case letters, "
+                                  "digits and underscores, starting with a letter")
+            if self.custom_stream is None:
+                raise ConfigError(f"{self.title} does not support custom interaction types")
+            if not isinstance(stream_config, Mapping):
+                raise ConfigError(f"config streams.{name} must be a mapping")
+            streams[name] = self.custom_stream(name, stream_config)
+        return streams

@@ -138,7 +138,7 @@ def process_staged(engine: Engine, integration_id: str, interaction_type: str, *
         obj = state.get_object(conn, integration_id, interaction_type)
         integration = registry.get_integration(conn, integration_id)
     assert obj is not None, f"{integration_id}/{interaction_type} vanished during the sync"
-    stream = get_provider(integration.provider).streams[interaction_type]
+    stream = get_provider(integration.provider).streams_for(integration.config)[interaction_type]
     recovered = False
     try:
         after = 0

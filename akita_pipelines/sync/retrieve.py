@@ -39,8 +39,12 @@ class RetrieveResult:
 
 def _since(obj: state.ObjectRow, *, full: bool, lookback: int,
            history_start: str | None) -> datetime | None:
-    start = parse_datetime(history_start + "T00:00:00Z") if history_start else None
+    start = parse_day(history_start) if history_start else None
     if full:
+        # A full re-read (or history backfill) resumes where an interrupted one got to. It
+        # never moves the incremental cursor backwards: staging keeps the checkpoint monotonic.
+        if obj.full_checkpoint is not None:
+            return obj.full_checkpoint - timedelta(seconds=lookback)
         return start
     # Resume from the checkpoint of an interrupted sync, else from the committed cursor.
     mark = obj.checkpoint or obj.cursor
@@ -49,9 +53,17 @@ def _since(obj: state.ObjectRow, *, full: bool, lookback: int,
     return mark - timedelta(seconds=lookback)
 
 
+def parse_day(value: str) -> datetime:
+    """A history start such as ``2024-01-31``; a clear error for anything else."""
+    try:
+        return parse_datetime(value if "T" in value else value + "T00:00:00Z")
+    except ValueError:
+        raise ConfigError(f"history start {value!r} must be a date like 2024-01-31") from None
+
+
 def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str, *,
                      trigger: str = "cli", run_id: str | None = None, full: bool = False,
-                     http: HttpClient | None = None) -> RetrieveResult:
+                     since: str | None = None, http: HttpClient | None = None) -> RetrieveResult:
     """Fetch changed records of one Integration Object and stage them with their checkpoint.
 
     Each page is staged together with its checkpoint in one transaction: a sync killed at any
@@ -68,12 +80,14 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
         customer = registry.get_customer(conn, integration.customer_id)
         sync_id = state.begin_sync(conn, obj, trigger=trigger, run_id=run_id, now=now)
     spec = get_provider(integration.provider)
-    stream = spec.streams[interaction_type]
+    stream = spec.streams_for(integration.config)[interaction_type]
     settings = resolve_all(registry.effective_layers(spec, customer, integration,
                                                      interaction_type))
-    since = _since(obj, full=full, lookback=int(settings["lookback_seconds"].value),
-                   history_start=settings["history_start"].value)
-    result = RetrieveResult(integration_id, interaction_type, sync_id, since, obj.cursor,
+    if since is not None:
+        full = True  # an explicit start date is a history read from that date
+    since_at = _since(obj, full=full, lookback=int(settings["lookback_seconds"].value),
+                      history_start=since or settings["history_start"].value)
+    result = RetrieveResult(integration_id, interaction_type, sync_id, since_at, obj.cursor,
                             obj.checkpoint)
     client = http or HttpClient()
     ctx = ConnectionContext(
@@ -82,7 +96,7 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
         page_size=int(settings["page_size"].value))
     try:
         connector = spec.connect(ctx)
-        for page in connector.read_changes(stream, since):
+        for page in connector.read_changes(stream, since_at):
             staged: list[state.StagedRecord] = []
             bad: list[tuple[str | None, str, str | None]] = []
             for record in page.records:
@@ -93,7 +107,7 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
                 else:
                     staged.append(staged_record)
             with engine.begin() as conn:
-                state.stage_page(conn, obj.id, staged, page.checkpoint, utcnow())
+                state.stage_page(conn, obj.id, staged, page.checkpoint, utcnow(), full=full)
                 state.quarantine_records(conn, obj.id, bad, utcnow())
             result.pages += 1
             result.records_fetched += len(page.records)

@@ -18,11 +18,11 @@ class SyncResult:
 
 
 def sync_object(engine: Engine, integration_id: str, interaction_type: str, *,
-                trigger: str = "cli", full: bool = False, run_id: str | None = None,
-                http: HttpClient | None = None) -> SyncResult:
+                trigger: str = "cli", full: bool = False, since: str | None = None,
+                run_id: str | None = None, http: HttpClient | None = None) -> SyncResult:
     """Retrieve and process one Integration Object; raises (after recording) on failure."""
     retrieved = retrieve_changes(engine, integration_id, interaction_type, trigger=trigger,
-                                 run_id=run_id, full=full, http=http)
+                                 run_id=run_id, full=full, since=since, http=http)
     processed = process_staged(engine, integration_id, interaction_type,
                                sync_id=retrieved.sync_id)
     return SyncResult(retrieved, processed)

@@ -11,7 +11,8 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 def obj(integration: str, kind: str, provider: str = "salesforce") -> ObjectRow:
     return ObjectRow(id=hash((integration, kind)), integration_id=integration, provider=provider,
                      customer_id=integration.split(".")[1], interaction_type=kind,
-                     frequency_per_day=24.0, cursor=None, checkpoint=None, last_synced_at=None,
+                     frequency_per_day=24.0, cursor=None, checkpoint=None, full_checkpoint=None,
+                     last_synced_at=None,
                      next_due_at=NOW, consecutive_failures=0, state="ok", enabled=True,
                      integration_state="active", last_error=None)
 

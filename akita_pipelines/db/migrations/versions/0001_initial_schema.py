@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 14:33:33.935317
+Create Date: 2026-11-24 14:34:40.540654
 """
 from alembic import op
 import sqlalchemy as sa
@@ -98,6 +98,7 @@ def upgrade() -> None:
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.Column('cursor', sa.DateTime(timezone=True), nullable=True),
     sa.Column('checkpoint', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('full_checkpoint', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_synced_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_attempt_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('next_due_at', sa.DateTime(timezone=True), nullable=True),
