@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, select, update
 
 from akita_pipelines.core.types import TypedRecord
+from akita_pipelines.db.bulk import copy_upsert, use_copy
 from akita_pipelines.db.dialect import insert_for, upsert
 from akita_pipelines.db.schema import (
     account_links,
@@ -42,7 +43,13 @@ def upsert_interactions(conn: Connection, *, customer_id: str, integration_id: s
         "source_updated_at": r.updated_at, "deleted_at": (r.updated_at or now) if r.deleted
         else None, "updated_at": now,
     } for r, domain in records]
-    result = conn.execute(stmt, rows)
+    if use_copy(conn, len(rows)):
+        result = copy_upsert(conn, interactions, rows,
+                             keys=["integration_id", "interaction_type", "external_id"],
+                             set_sql={c: f"excluded.{c}" for c in _INTERACTION_UPDATE},
+                             returning=["id", "external_id"])
+    else:
+        result = list(conn.execute(stmt, rows))
     return {row.external_id: row.id for row in result}
 
 
@@ -151,13 +158,17 @@ def _write_links(conn: Connection, table: Table, entity_column: str, customer_id
                  plan: MatchPlan, new_ids: Mapping[str, int], now: datetime) -> None:
     if not plan.links:
         return
-    stmt = upsert(conn, table, ["interaction_id"], None,
-                  update=[entity_column, "rule", "score", "evidence", "linked_at"])
-    conn.execute(stmt, [{
+    rows = [{
         "interaction_id": link.interaction_id,
         entity_column: _resolve(link.entity, new_ids), "customer_id": customer_id,
         "rule": link.rule, "score": link.score, "evidence": dict(link.evidence), "linked_at": now,
-    } for link in plan.links])
+    } for link in plan.links]
+    update = [entity_column, "rule", "score", "evidence", "linked_at"]
+    if use_copy(conn, len(rows)):
+        copy_upsert(conn, table, rows, keys=["interaction_id"],
+                    set_sql={c: f"excluded.{c}" for c in update})
+        return
+    conn.execute(upsert(conn, table, ["interaction_id"], None, update=update), rows)
 
 
 def apply_account_plan(conn: Connection, customer_id: str, plan: MatchPlan,

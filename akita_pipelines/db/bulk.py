@@ -1,0 +1,97 @@
+"""PostgreSQL bulk upserts through COPY: a temp table, then one INSERT … SELECT … ON CONFLICT.
+
+SQLAlchemy runs an ``ON CONFLICT DO UPDATE`` executemany row by row on psycopg2 (about 5k rows/s
+on a 2-core machine); COPY into a temp table and one set-based upsert is an order of magnitude
+faster. Identifiers come from our own ``Table`` objects, never from input; values travel in
+COPY's text format, escaped here.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Connection, Row, Table, text
+
+_names = itertools.count()
+
+#: Below this many rows a plain executemany is as fast and simpler.
+MIN_ROWS = 200
+
+
+def _escape(value: str) -> str:
+    return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\r", "\\r"))
+
+
+def _cell(value: Any, is_json: bool) -> str:
+    if value is None:
+        return "\\N"
+    if is_json:
+        return _escape(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime in a bulk write")
+        return value.isoformat()
+    return _escape(str(value))
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def copy_upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
+                keys: Sequence[str], set_sql: Mapping[str, str],
+                returning: Sequence[str] = ()) -> list[Row[Any]]:
+    """Upsert ``rows`` into ``table`` on PostgreSQL via COPY.
+
+    Args:
+        conn: a connection inside a transaction (the temp table drops at commit).
+        table: the target table.
+        rows: dicts with the same keys.
+        keys: the conflict target (a unique constraint's columns).
+        set_sql: column → SQL expression for ``DO UPDATE SET`` (may use ``excluded.col`` and
+            the table's own columns); empty means ``DO NOTHING``.
+        returning: columns to return for every inserted or updated row.
+    """
+    if not rows:
+        return []
+    columns = list(rows[0])
+    json_cols = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    stage = f"_akita_stage_{next(_names)}"
+    target = _quote(table.name)
+    col_list = ", ".join(_quote(c) for c in columns)
+    conn.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
+                      f"SELECT {col_list} FROM {target} WITH NO DATA"))
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join(_cell(row[c], c in json_cols) for c in columns))
+        buffer.write("\n")
+    buffer.seek(0)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.copy_expert(f"COPY {stage} ({col_list}) FROM STDIN", buffer)
+    finally:
+        cursor.close()
+    conflict = ", ".join(_quote(k) for k in keys)
+    if set_sql:
+        action = "DO UPDATE SET " + ", ".join(f"{_quote(c)} = {e}" for c, e in set_sql.items())
+    else:
+        action = "DO NOTHING"
+    sql = (f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM {stage} "
+           f"ON CONFLICT ({conflict}) {action}")
+    if returning:
+        sql += " RETURNING " + ", ".join(_quote(c) for c in returning)
+        return list(conn.execute(text(sql)))
+    conn.execute(text(sql))
+    return []
+
+
+def use_copy(conn: Connection, n_rows: int) -> bool:
+    return conn.dialect.name == "postgresql" and n_rows >= MIN_ROWS

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures; ``python -m benchmarks`` prints one table."""

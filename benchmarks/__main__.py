@@ -1,0 +1,29 @@
+"""Run every benchmark and print one table (``make bench``; ``BENCH_SIZE=large`` for full)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+from benchmarks.common import SIZE, Figure, render
+
+MODULES = ["bench_scheduler"]
+
+
+def main() -> int:
+    figures: list[Figure] = []
+    for name in MODULES:
+        try:
+            module = importlib.import_module(f"benchmarks.{name}")
+            figures.extend(module.run())
+        except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
+            traceback.print_exc()
+            figures.append(Figure(name, "failed", note="see the traceback above"))
+    print(f"\nAkita Pipelines benchmarks (size: {SIZE})\n")
+    print(render(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
