@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from dagster import AssetKey, DagsterInstance, instance_for_test
 from sqlalchemy import Engine, func, select
 
 from akita_pipelines.db.schema import accounts, contacts
 from akita_pipelines.defs.definitions import build_definitions
 from akita_pipelines.defs.resources import AkitaDatabase
+from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from akita_pipelines_tests.integration.conftest import register_salesforce
 
 

@@ -4,11 +4,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from sqlalchemy import Engine
 
 from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.registry import add_customer, add_integration
+from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Local emulators of the providers' real APIs, with a seeded world, OAuth, limits, faults."""

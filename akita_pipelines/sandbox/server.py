@@ -1,0 +1,78 @@
+"""Serve every provider emulator, each at the root of its own port."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from akita_pipelines.sandbox.salesforce import SalesforceEmulator
+from akita_pipelines.sandbox.world import World
+
+#: provider name → factory(world, token_ttl_seconds, churn_per_minute, clock); one line each.
+EMULATORS: dict[str, Callable[..., Any]] = {
+    "salesforce": SalesforceEmulator,
+}
+
+
+class Sandbox:
+    """Running emulators: ``urls`` has each provider's base URL and demo credentials."""
+
+    def __init__(self, host: str, servers: dict[str, BaseWSGIServer],
+                 emulators: dict[str, Any]) -> None:
+        self.host = host
+        self.servers = servers
+        self.emulators = emulators
+        self.threads = []
+        for server in servers.values():
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    @property
+    def urls(self) -> dict[str, dict[str, str]]:
+        return {name: {"base_url": f"http://{self.host}:{server.server_port}",
+                       **self.emulators[name].credentials()}
+                for name, server in self.servers.items()}
+
+    def write_urls(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.urls, indent=2))
+        tmp.replace(path)
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.shutdown()
+            server.server_close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def start_sandbox(host: str = "127.0.0.1", base_port: int = 0, seed: int = 7, *,
+                  token_ttl_seconds: float = 3600, churn_per_minute: float = 0.0,
+                  clock: Callable[[], datetime] | None = None,
+                  providers: list[str] | None = None) -> Sandbox:
+    """Start the emulators on ``base_port + i`` (``0``: ephemeral ports) in daemon threads."""
+    world = World(seed=seed)
+    servers: dict[str, BaseWSGIServer] = {}
+    emulators: dict[str, Any] = {}
+    for i, (name, factory) in enumerate(sorted(EMULATORS.items())):
+        if providers is not None and name not in providers:
+            continue
+        emulator = factory(world, token_ttl_seconds=token_ttl_seconds,
+                           churn_per_minute=churn_per_minute, clock=clock)
+        port = base_port + i if base_port else 0
+        servers[name] = make_server(host, port, emulator.wsgi_app, threaded=True)
+        emulators[name] = emulator
+    return Sandbox(host, servers, emulators)
