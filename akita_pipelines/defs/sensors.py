@@ -88,8 +88,9 @@ def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
         cursor = json.dumps({"last_tick": now.isoformat(), "due_objects": len(due),
                              "runs_requested": len(run_requests)})
         if not run_requests and not partition_requests:
-            return SensorResult(skip_reason=f"nothing due ({len(due)} due objects in flight)",
-                                cursor=cursor)
+            reason = (f"{len(due)} due objects, all of integrations with a run in flight"
+                      if due else "nothing due")
+            return SensorResult(skip_reason=reason, cursor=cursor)
         return SensorResult(run_requests=run_requests,
                             dynamic_partitions_requests=partition_requests, cursor=cursor)
 

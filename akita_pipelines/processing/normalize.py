@@ -7,15 +7,20 @@ from functools import lru_cache
 FREE = frozenset({"gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com"})
 
 
-@lru_cache(maxsize=65536)
-def registered_domain(value: str | None) -> str | None:
+@lru_cache(maxsize=1)
+def _psl() -> object:
     from publicsuffixlist import PublicSuffixList
 
+    return PublicSuffixList()
+
+
+@lru_cache(maxsize=65536)
+def registered_domain(value: str | None) -> str | None:
     if not value:
         return None
     host = value.strip().lower().split("@")[-1]
     host = host.split("://")[-1].split("/")[0].split(":")[0]
-    result = PublicSuffixList().privatesuffix(host)
+    result = _psl().privatesuffix(host)  # type: ignore[attr-defined]
     return str(result) if result else None
 
 

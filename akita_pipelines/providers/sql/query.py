@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlglot
 from sqlalchemy import (
+    ColumnClause,
     FromClause,
     Select,
     bindparam,
@@ -123,7 +124,7 @@ class SqlSource:
 
     def source(self, dialect: str) -> FromClause:
         """The table, or the configured query wrapped as a subquery."""
-        cols = [column(self.cursor), column(self.primary_key)]
+        cols: list[ColumnClause[Any]] = [column(self.cursor), column(self.primary_key)]
         if self.table is not None:
             schema, name = self.table
             return table(name, *cols, schema=schema)
@@ -137,7 +138,7 @@ class SqlSource:
         """``SELECT * FROM <source> [WHERE cursor >= :since] ORDER BY cursor, pk``."""
         source = self.source(dialect)
         cursor_col, key_col = source.c[self.cursor], source.c[self.primary_key]
-        stmt = select(literal_column("*")).select_from(source)
+        stmt: Select[Any] = select(literal_column("*")).select_from(source)
         if incremental:
             stmt = stmt.where(cursor_col >= bindparam("since"))
         return stmt.order_by(cursor_col, key_col)
