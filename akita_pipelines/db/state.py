@@ -174,6 +174,12 @@ def quarantine_records(conn: Connection, object_id: int,
              "created_at": now} for e, r, p in items])
 
 
+def times_quarantined(conn: Connection, object_id: int, payload: str) -> int:
+    return int(conn.execute(select(func.count()).select_from(quarantine).where(
+        quarantine.c.integration_object_id == object_id,
+        quarantine.c.payload == payload)).scalar_one())
+
+
 def pending_batch(conn: Connection, object_id: int, after_id: int,
                   limit: int) -> list[tuple[int, str, str]]:
     """The next ``limit`` pending staged rows after ``after_id``: (row id, external id, payload)."""

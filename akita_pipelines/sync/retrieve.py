@@ -94,6 +94,7 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
         integration_id=integration_id, config=integration.config,
         credentials=registry.DatabaseCredentialStore(engine, integration_id), http=client,
         page_size=int(settings["page_size"].value))
+    held_back: datetime | None = None
     try:
         connector = spec.connect(ctx)
         for page in connector.read_changes(stream, since_at):
@@ -103,17 +104,23 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
                 staged_record, reason = _stage_record(record, stream.primary_key,
                                                       stream.cursor_field)
                 if staged_record is None:
-                    bad.append((None, reason or "unreadable record", state.canonical_json(record)))
+                    payload = state.canonical_json(record)
+                    bad.append((None, reason or "unreadable record", payload))
+                    held_back = _hold_back(engine, obj.id, record, stream.cursor_field, payload,
+                                           held_back)
                 else:
                     staged.append(staged_record)
+            checkpoint = page.checkpoint
+            if held_back is not None and checkpoint is not None:
+                checkpoint = min(checkpoint, held_back)
             with engine.begin() as conn:
-                state.stage_page(conn, obj.id, staged, page.checkpoint, utcnow(), full=full)
+                state.stage_page(conn, obj.id, staged, checkpoint, utcnow(), full=full)
                 state.quarantine_records(conn, obj.id, bad, utcnow())
             result.pages += 1
             result.records_fetched += len(page.records)
             result.quarantined += len(bad)
-            if page.checkpoint is not None:
-                result.checkpoint = max(filter(None, (result.checkpoint, page.checkpoint)))
+            if checkpoint is not None:
+                result.checkpoint = max(filter(None, (result.checkpoint, checkpoint)))
     except (AkitaError, OSError, ValueError) as exc:
         record_failure(engine, obj, sync_id, exc, counts={
             "records_fetched": result.records_fetched, "pages": result.pages})
@@ -124,6 +131,26 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
     log.info("retrieved %s/%s: %d records in %d pages", integration_id, interaction_type,
              result.records_fetched, result.pages)
     return result
+
+
+#: A bad record holds the checkpoint back (so the next sync asks for it again) until it has
+#: been quarantined this many times: a permanently broken record must not pin the cursor.
+HOLD_BACK_ATTEMPTS = 3
+
+
+def _hold_back(engine: Engine, object_id: int, record: Any, cursor_field: str, payload: str,
+               held_back: datetime | None) -> datetime | None:
+    stamp = record.get(cursor_field) if isinstance(record, dict) else None
+    if not isinstance(stamp, str):
+        return held_back
+    try:
+        at = parse_datetime(stamp) - timedelta(milliseconds=1)
+    except ValueError:
+        return held_back
+    with engine.connect() as conn:
+        if state.times_quarantined(conn, object_id, payload) >= HOLD_BACK_ATTEMPTS - 1:
+            return held_back
+    return at if held_back is None else min(held_back, at)
 
 
 def _stage_record(record: Any, primary_key: str,
