@@ -181,8 +181,8 @@ class SalesforceEmulator:
         now = sf_datetime(self.clock())
         record["LastModifiedDate"] = record["SystemModstamp"] = now
 
-    def touch(self, sobject: str, ids: list[str] | None = None,
-              count: int | None = None) -> list[str]:
+    def touch(self, sobject: str, count: int | None = None,
+              ids: list[str] | None = None) -> list[str]:
         """Change records now (a field and their modstamps); returns their ids."""
         sobject = self._sobject(sobject)
         with self.lock:
@@ -449,7 +449,7 @@ class SalesforceEmulator:
             result = [{"provider": p, "type": t, "id": i, "entity": e}
                       for (p, t, i), e in sorted(self.truth.items())]
         elif action == "touch":
-            result = {"ids": self.touch(body["sobject"], body.get("ids"), body.get("count"))}
+            result = {"ids": self.touch(body["sobject"], body.get("count"), body.get("ids"))}
         elif action == "create":
             result = {"ids": self.create(body["sobject"], int(body.get("count", 1)))}
         elif action == "delete":

@@ -51,8 +51,13 @@ def error_hook(response: requests.Response) -> AkitaError | None:
     if "INVALID_SESSION_ID" in codes:
         return TokenExpired("Salesforce session expired")
     if "REQUEST_LIMIT_EXCEEDED" in codes:
-        # The daily quota: waiting seconds will not help, the next scheduled sync will.
-        return RateLimited("Salesforce API request limit exceeded", retry_after=24 * 3600)
+        messages = " ".join(str(e.get("message", "")) for e in _errors(response))
+        if "TotalRequests" in messages:
+            # The daily quota: waiting seconds will not help, the next scheduled sync will.
+            return RateLimited("Salesforce daily API request limit exceeded",
+                               retry_after=24 * 3600)
+        # Concurrent long-request limits clear within seconds.
+        return RateLimited("Salesforce concurrent request limit exceeded", retry_after=5.0)
     if codes & {"INVALID_FIELD", "INVALID_TYPE", "MALFORMED_QUERY"}:
         code = sorted(c for c in codes if c)[0]
         return ConfigError(f"Salesforce rejected the query ({code}): check the object and fields")
