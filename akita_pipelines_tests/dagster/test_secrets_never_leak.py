@@ -1,0 +1,76 @@
+"""No credential appears in logs, run metadata, exceptions, alerts or stored errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from dagster import AssetKey, instance_for_test
+from sqlalchemy import Engine, select, text
+
+from akita_pipelines.core.errors import AkitaError
+from akita_pipelines.db.schema import alerts, integration_objects, integrations, sync_runs
+from akita_pipelines.defs.definitions import build_definitions
+from akita_pipelines.defs.resources import AkitaDatabase
+from akita_pipelines.sandbox.server import Sandbox, start_sandbox
+from akita_pipelines.sync.service import sync_object
+from akita_pipelines_tests.integration.conftest import register_salesforce
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with start_sandbox(base_port=0, seed=3) as running:
+        yield running
+
+
+def test_no_secret_leaks_in_successful_and_failing_syncs(
+        sqlite_engine: Engine, sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    integration = register_salesforce(sqlite_engine, sandbox)
+    emulator = sandbox.emulators["salesforce"]
+    captured: list[str] = []
+    with instance_for_test() as instance:
+        db = AkitaDatabase(url=sqlite_engine.url.render_as_string(hide_password=False))
+        defs = build_definitions(database=db)
+        instance.add_dynamic_partitions("salesforce_integrations", [integration])
+        job = defs.resolve_job_def("salesforce_sync")
+        assert job.execute_in_process(instance=instance, partition_key=integration,
+                                      asset_selection=[AssetKey(["salesforce", "accounts"])]
+                                      ).success
+        emulator.expire_tokens()  # a refresh mid-run: new tokens must not leak either
+        emulator.touch("Account", count=2)
+        assert job.execute_in_process(instance=instance, partition_key=integration,
+                                      asset_selection=[AssetKey(["salesforce", "accounts"])]
+                                      ).success
+        # A failing sync: the refresh token is revoked and the access token expired.
+        emulator.refresh_tokens.clear()
+        emulator.expire_tokens()
+        with pytest.raises(AkitaError) as failure:
+            sync_object(sqlite_engine, integration, "contacts")
+        captured.append(str(failure.value))
+        captured.append(repr(failure.value))
+        failed = job.execute_in_process(instance=instance, partition_key=integration,
+                                        asset_selection=[AssetKey(["salesforce", "deals"])],
+                                        raise_on_error=False)
+        assert not failed.success
+        for run in instance.get_runs():
+            captured.append(str(run.tags) + str(run.run_config))
+            captured.extend(str(entry) for entry in instance.all_logs(run.run_id))
+    captured.extend(r.getMessage() for r in caplog.records)
+    captured.append(caplog.text)
+    with sqlite_engine.connect() as conn:
+        captured.extend(str(v) for (v,) in conn.execute(select(alerts.c.message)))
+        captured.extend(str(v) for (v,) in conn.execute(select(sync_runs.c.error)))
+        captured.extend(str(v) for (v,) in conn.execute(select(integration_objects.c.last_error)))
+        stored = conn.execute(select(integrations.c.credentials)).scalar_one()
+        assert "fernet" in stored
+        raw_db = " ".join(str(r) for r in conn.execute(text("SELECT * FROM integrations")))
+    secrets = {emulator.client_secret, *emulator.revoked, "sf-demo-refresh-token",
+               *emulator.tokens}
+    assert len(secrets) >= 4  # client secret, refresh token, at least two access tokens
+    haystack = "\n".join(captured) + raw_db
+    leaked = [s for s in secrets if s in haystack]
+    assert leaked == []
+    assert "needs re-authorising" in "\n".join(captured)
+
