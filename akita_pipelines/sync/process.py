@@ -130,9 +130,10 @@ def process_batch(conn: Connection, *, customer_id: str, integration_id: str,
 
 
 def process_staged(engine: Engine, integration_id: str, interaction_type: str, *,
-                   sync_id: int | None = None, batch_size: int = BATCH_SIZE) -> ProcessResult:
+                   sync_id: int | None = None, batch_size: int | None = None) -> ProcessResult:
     """Process every pending staged record of one Integration Object, then commit the sync."""
     started = time.perf_counter()
+    batch_size = batch_size or BATCH_SIZE
     result = ProcessResult(integration_id, interaction_type)
     with engine.connect() as conn:
         obj = state.get_object(conn, integration_id, interaction_type)
