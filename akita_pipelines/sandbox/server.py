@@ -64,7 +64,8 @@ def start_sandbox(host: str = "127.0.0.1", base_port: int = 0, seed: int = 7, *,
                   clock: Callable[[], datetime] | None = None,
                   providers: list[str] | None = None) -> Sandbox:
     """Start the emulators on ``base_port + i`` (``0``: ephemeral ports) in daemon threads."""
-    world = World(seed=seed)
+    # The world's history ends at the emulators' "now", so changes made later sort after it.
+    world = World(seed=seed, now=clock().replace(microsecond=0) if clock else None)
     servers: dict[str, BaseWSGIServer] = {}
     emulators: dict[str, Any] = {}
     for i, (name, factory) in enumerate(sorted(EMULATORS.items())):
