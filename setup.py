@@ -37,6 +37,7 @@ setup(
             "types-requests",
             "types-PyYAML",
             "pandas-stubs",
+            "aiosmtpd>=1.4",
         ],
     },
     entry_points={"console_scripts": ["akita=akita_pipelines.cli:main"]},
