@@ -27,6 +27,9 @@ setup(
         "werkzeug>=3.0",
         "publicsuffixlist>=1.0",
         "cryptography>=42",
+        "sqlglot>=25",
+        "fsspec>=2024.2",
+        "openpyxl>=3.1",
     ],
     extras_require={
         "test": [

@@ -28,8 +28,9 @@ def register_demo(engine: Engine, sandbox_urls: Mapping[str, Mapping[str, Any]])
         for provider, info in sorted(sandbox_urls.items()):
             if provider not in PROVIDERS:
                 continue
-            config = {k: v for k, v in info.items() if k in _CONFIG_KEYS}
-            credentials = {k: v for k, v in info.items() if k not in _CONFIG_KEYS}
+            config = dict(info.get("config") or {k: v for k, v in info.items()
+                                                 if k in _CONFIG_KEYS})
+            credentials = {k: v for k, v in info.items() if k not in (*_CONFIG_KEYS, "config")}
             integration_id = f"{provider}.{customer.id}"
             add_integration(engine, Integration(id=integration_id, customer_id=customer.id,
                                                 provider=provider, config=config), credentials)

@@ -125,6 +125,8 @@ def stage_page(conn: Connection, object_id: int, records: Sequence[StagedRecord]
     A record whose content did not change keeps its processed state, so re-reading the lookback
     window costs no processing.
     """
+    # One statement may not touch a row twice: keep the last copy of a repeated id.
+    records = list({r.external_id: r for r in records}.values())
     rows = [{"integration_object_id": object_id, "external_id": r.external_id,
              "source_updated_at": r.source_updated_at, "content_hash": content_hash(r.payload),
              "payload": r.payload, "pending": True, "staged_at": now} for r in records]

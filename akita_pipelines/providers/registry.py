@@ -6,12 +6,18 @@ from collections.abc import Mapping
 
 from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.providers.base import ProviderSpec
+from akita_pipelines.providers.files import PROVIDER as FILES
+from akita_pipelines.providers.rest import PROVIDER as REST
 from akita_pipelines.providers.salesforce import PROVIDER as SALESFORCE
+from akita_pipelines.providers.sql import PROVIDER as SQL
 
 PROVIDERS: Mapping[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
         SALESFORCE,
+        SQL,
+        FILES,
+        REST,
     )
 }
 

@@ -16,6 +16,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from werkzeug.datastructures import Headers
@@ -61,6 +62,12 @@ def _parse_literal(text: str) -> datetime:
     if cleaned[-5] in "+-" and ":" not in cleaned[-5:]:
         cleaned = cleaned[:-2] + ":" + cleaned[-2:]
     return datetime.fromisoformat(cleaned).astimezone(UTC)
+
+
+@lru_cache(maxsize=1_000_000)
+def _stamp(text: str) -> datetime:
+    """Parse a stored timestamp once: queries compare every record's modstamp."""
+    return _parse_literal(text)
 
 
 class SoqlError(Exception):
@@ -402,7 +409,7 @@ class SalesforceEmulator:
             for field, op, value in conditions:
                 have = record.get(field)
                 if field in DATE_FIELDS and isinstance(have, str):
-                    have = _parse_literal(have)
+                    have = _stamp(have)
                 if have is None or not ops[op](have, value):
                     ok = False
                     break

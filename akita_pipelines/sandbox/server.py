@@ -10,15 +10,24 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from akita_pipelines.sandbox.rest_api import RestApiEmulator
 from akita_pipelines.sandbox.salesforce import SalesforceEmulator
 from akita_pipelines.sandbox.world import World
 
 #: provider name → factory(world, token_ttl_seconds, churn_per_minute, clock); one line each.
 EMULATORS: dict[str, Callable[..., Any]] = {
     "salesforce": SalesforceEmulator,
+    "rest": RestApiEmulator,
 }
+
+
+class QuietHandler(WSGIRequestHandler):
+    """No access log line per request: the emulators serve thousands of pages a second."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
 
 
 class Sandbox:
@@ -36,10 +45,18 @@ class Sandbox:
             self.threads.append(thread)
 
     @property
-    def urls(self) -> dict[str, dict[str, str]]:
-        return {name: {"base_url": f"http://{self.host}:{server.server_port}",
-                       **self.emulators[name].credentials()}
-                for name, server in self.servers.items()}
+    def urls(self) -> dict[str, dict[str, Any]]:
+        """Per provider: ``base_url``, the demo credentials and, for emulators of configurable
+        providers (a customer's REST API), a ready integration ``config``."""
+        found: dict[str, dict[str, Any]] = {}
+        for name, server in self.servers.items():
+            emulator = self.emulators[name]
+            base_url = f"http://{self.host}:{server.server_port}"
+            entry: dict[str, Any] = {"base_url": base_url, **emulator.credentials()}
+            if hasattr(emulator, "integration_config"):
+                entry["config"] = emulator.integration_config(base_url)
+            found[name] = entry
+        return found
 
     def write_urls(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")
@@ -74,6 +91,7 @@ def start_sandbox(host: str = "127.0.0.1", base_port: int = 0, seed: int = 7, *,
         emulator = factory(world, token_ttl_seconds=token_ttl_seconds,
                            churn_per_minute=churn_per_minute, clock=clock)
         port = base_port + i if base_port else 0
-        servers[name] = make_server(host, port, emulator.wsgi_app, threaded=True)
+        servers[name] = make_server(host, port, emulator.wsgi_app, threaded=True,
+                                    request_handler=QuietHandler)
         emulators[name] = emulator
     return Sandbox(host, servers, emulators)

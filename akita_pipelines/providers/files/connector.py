@@ -41,8 +41,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
-import fsspec  # type: ignore[import-untyped]
-
 from akita_pipelines.core.clock import parse_datetime, utcnow
 from akita_pipelines.core.errors import ConfigError, DataError, TransientError
 from akita_pipelines.providers.base import ConnectionContext, Page, Stream
@@ -131,6 +129,8 @@ def open_inbox(config: Mapping[str, Any]) -> tuple[Any, str, bool]:
         raise ConfigError("config 'inbox' must be a folder path, file:// URL or fsspec URL")
     if "://" not in inbox and not os.path.isabs(inbox):
         raise ConfigError(f"config 'inbox' {inbox!r} must be an absolute path")
+    import fsspec  # type: ignore[import-untyped]  # only when an inbox is opened
+
     try:
         fs, root = fsspec.core.url_to_fs(inbox)
     except (ImportError, ValueError) as exc:

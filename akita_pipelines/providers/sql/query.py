@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import sqlglot
 from sqlalchemy import (
     ColumnClause,
     FromClause,
@@ -26,22 +25,16 @@ from sqlalchemy import (
     table,
     text,
 )
-from sqlglot import exp
-from sqlglot.errors import ParseError
 
 from akita_pipelines.core.errors import ConfigError
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 #: Node types that write, lock, or run something other than a query.
-_FORBIDDEN: tuple[type[exp.Expression], ...] = tuple(
-    getattr(exp, name) for name in (
-        "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "TruncateTable",
-        "Command", "Into", "Lock", "Copy", "Set", "Transaction", "Commit", "Rollback", "Grant",
-        "Use", "Pragma", "Analyze",
-    ) if hasattr(exp, name)
-)
-_SELECTS: tuple[type[exp.Expression], ...] = (exp.Select, exp.Union, exp.Intersect, exp.Except)
+_FORBIDDEN = ("Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "TruncateTable",
+              "Command", "Into", "Lock", "Copy", "Set", "Transaction", "Commit", "Rollback",
+              "Grant", "Use", "Pragma", "Analyze")
+_SELECTS = ("Select", "Union", "Intersect", "Except")
 
 #: SQLAlchemy dialect names → sqlglot dialect names.
 _SQLGLOT_DIALECTS = {"postgresql": "postgres", "sqlite": "sqlite", "mysql": "mysql",
@@ -76,6 +69,14 @@ def check_select(sql: Any, where: str, dialect: str | None = None) -> str:
     """
     if not isinstance(sql, str) or not sql.strip():
         raise ConfigError(f"{where} must be a SELECT statement")
+    # Imported here: parsing happens when an integration is registered or read, and the
+    # code location should not pay sqlglot's import on every run.
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError
+
+    forbidden = tuple(getattr(exp, n) for n in _FORBIDDEN if hasattr(exp, n))
+    selects = tuple(getattr(exp, n) for n in _SELECTS)
     cleaned = sql.strip().rstrip(";").strip()
     try:
         statements = [s for s in sqlglot.parse(cleaned, read=_SQLGLOT_DIALECTS.get(dialect or ""))
@@ -86,11 +87,11 @@ def check_select(sql: Any, where: str, dialect: str | None = None) -> str:
     if len(statements) != 1:
         raise ConfigError(f"{where} must be exactly one statement, found {len(statements)}")
     statement = statements[0]
-    if not isinstance(statement, _SELECTS):
+    if not isinstance(statement, selects):
         raise ConfigError(f"{where} must be a SELECT; found {statement.key.upper()}: Akita only "
                           "reads the customer's database")
     for node in statement.walk():
-        if isinstance(node, _FORBIDDEN):
+        if isinstance(node, forbidden):
             raise ConfigError(f"{where} must only read: it contains {node.key.upper()}, which "
                               "writes, locks or runs a command")
     return cleaned
