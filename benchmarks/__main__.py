@@ -8,7 +8,7 @@ import traceback
 
 from benchmarks.common import SIZE, Figure, render
 
-MODULES = ["bench_scheduler"]
+MODULES = ["bench_orchestration", "bench_scheduler", "bench_sync", "bench_writes", "bench_faults"]
 
 
 def main() -> int:
