@@ -73,8 +73,9 @@ def run() -> list[Figure]:
         engine = make_engine(url)
         upgrade(engine)
         integration = _register(engine, sandbox)
+        root = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "DAGSTER_HOME": str(home), "AKITA_DATABASE_URL": url,
-               "AKITA_HOME": str(akita_home()), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+               "AKITA_HOME": str(akita_home()), "PYTHONPATH": root}
         _child_cpu(OURS, [integration], env)  # first run: the full sync
         ours = [_child_cpu(OURS, [integration], env) for _ in range(3)]  # incremental runs
         floor = [_child_cpu(TRIVIAL, [], env) for _ in range(3)]
