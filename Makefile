@@ -8,7 +8,7 @@ export AKITA_HOME ?= $(CURDIR)/.akita
 export DAGSTER_HOME ?= $(AKITA_HOME)/dagster_home
 SANDBOX_PORT ?= 8701
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install system-deps run test lint typecheck unit bench clean
 
 $(STAMP): setup.py pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -18,6 +18,14 @@ $(STAMP): setup.py pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# PostgreSQL binaries for the throwaway test servers (initdb, pg_ctl); Debian's package.
+system-deps:
+	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing PostgreSQL binaries (apt-get install postgresql)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "PostgreSQL binaries are missing: install the 'postgresql' package"; exit 1; fi; \
+	fi
 
 run: install
 	@mkdir -p $(DAGSTER_HOME)
@@ -37,7 +45,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install lint typecheck
+test: install system-deps lint typecheck
 	$(BIN)/pytest -q
 
 bench: install
