@@ -15,7 +15,7 @@ from dagster import (
 )
 from sqlalchemy import func, select
 
-from akita_pipelines.db.schema import accounts, contacts
+from akita_pipelines.db.schema import accounts, contacts, interactions, quarantine
 from akita_pipelines.defs.resources import AkitaDatabase
 from akita_pipelines.sync.rematch import rematch_all
 
@@ -74,4 +74,16 @@ def contacts_with_account(akita_db: AkitaDatabase) -> AssetCheckResult:
                                       "share_without_account": round(share, 4)})
 
 
-CHECKS = [accounts_unique_domain, contacts_with_account]
+@asset_check(asset="accounts", description="Share of retrieved records quarantined as bad "
+                                           "(missing fields, wrong types, unreadable).")
+def quarantine_rate(akita_db: AkitaDatabase) -> AssetCheckResult:
+    with akita_db.engine().connect() as conn:
+        bad = conn.execute(select(func.count()).select_from(quarantine)).scalar_one()
+        good = conn.execute(select(func.count()).select_from(interactions)).scalar_one()
+    rate = bad / (bad + good) if bad + good else 0.0
+    return AssetCheckResult(passed=rate <= 0.01, severity=AssetCheckSeverity.WARN,
+                            metadata={"quarantined": bad, "stored": good,
+                                      "quarantine_rate": round(rate, 5)})
+
+
+CHECKS = [accounts_unique_domain, contacts_with_account, quarantine_rate]
