@@ -86,15 +86,18 @@ def sandbox() -> None:
 @click.option("--seed", default=7, show_default=True, type=int)
 @click.option("--churn-per-minute", default=6.0, show_default=True, type=float,
               help="Records each emulator changes per minute, so incremental syncs find work.")
+@click.option("--history-contacts", default=0, show_default=True, type=int,
+              help="Extra contacts with a year of history (backfill and memory benchmarks).")
 def sandbox_serve(host: str, base_port: int, urls_file: Path | None, seed: int,
-                  churn_per_minute: float) -> None:
+                  churn_per_minute: float, history_contacts: int) -> None:
     """Serve every provider emulator until interrupted."""
     from akita_pipelines.sandbox.server import start_sandbox
 
     target = urls_file or _default_urls_file()
     target.parent.mkdir(parents=True, exist_ok=True)
     running = start_sandbox(host=host, base_port=base_port, seed=seed,
-                            churn_per_minute=churn_per_minute)
+                            churn_per_minute=churn_per_minute,
+                            history_contacts=history_contacts)
     running.write_urls(target)
     for provider, info in running.urls.items():
         click.echo(f"{provider:12s} {info['base_url']}")

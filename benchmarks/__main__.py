@@ -8,7 +8,8 @@ import traceback
 
 from benchmarks.common import SIZE, Figure, render
 
-MODULES = ["bench_orchestration", "bench_scheduler", "bench_sync", "bench_writes", "bench_faults"]
+MODULES = ["bench_orchestration", "bench_scheduler", "bench_sync", "bench_writes",
+           "bench_backfill", "bench_faults"]
 
 
 def main() -> int:

@@ -224,6 +224,17 @@ class SalesforceEmulator:
                 ids.append(rid)
             return ids
 
+    def add_history(self, sobject: str, count: int) -> None:
+        """Add ``count`` records changed at times spread over the past year: history for
+        backfill and memory benchmarks."""
+        sobject = self._sobject(sobject)
+        rng = random.Random(f"{self.world.seed}:history:{sobject}:{count}")
+        with self.lock:
+            ids = self.create(sobject, count)
+            for rid in ids:
+                stamps = self._stamps(rng)
+                self.objects[sobject][rid].update(stamps)
+
     def delete(self, sobject: str, ids: list[str]) -> None:
         sobject = self._sobject(sobject)
         with self.lock:

@@ -79,7 +79,7 @@ class Sandbox:
 def start_sandbox(host: str = "127.0.0.1", base_port: int = 0, seed: int = 7, *,
                   token_ttl_seconds: float = 3600, churn_per_minute: float = 0.0,
                   clock: Callable[[], datetime] | None = None,
-                  providers: list[str] | None = None) -> Sandbox:
+                  providers: list[str] | None = None, history_contacts: int = 0) -> Sandbox:
     """Start the emulators on ``base_port + i`` (``0``: ephemeral ports) in daemon threads."""
     # The world's history ends at the emulators' "now", so changes made later sort after it.
     world = World(seed=seed, now=clock().replace(microsecond=0) if clock else None)
@@ -90,6 +90,8 @@ def start_sandbox(host: str = "127.0.0.1", base_port: int = 0, seed: int = 7, *,
             continue
         emulator = factory(world, token_ttl_seconds=token_ttl_seconds,
                            churn_per_minute=churn_per_minute, clock=clock)
+        if history_contacts and hasattr(emulator, "add_history"):
+            emulator.add_history("contacts", history_contacts)
         port = base_port + i if base_port else 0
         servers[name] = make_server(host, port, emulator.wsgi_app, threaded=True,
                                     request_handler=QuietHandler)

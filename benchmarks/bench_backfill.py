@@ -1,0 +1,82 @@
+"""History backfill memory: a full read of N contacts streamed page by page; the syncing
+process's peak RSS must stay flat as history grows (the emulator runs in its own process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from benchmarks.common import Figure, sizes
+
+SYNC = textwrap.dedent("""
+    import json, resource, sys, time
+    from akita_pipelines.core.types import Customer, Integration
+    from akita_pipelines.db.engine import make_engine
+    from akita_pipelines.db.migrate import upgrade
+    from akita_pipelines.registry import add_customer, add_integration
+    from akita_pipelines.sync.service import sync_object
+    urls = json.load(open(sys.argv[1]))["salesforce"]
+    engine = make_engine(sys.argv[2]); upgrade(engine)
+    base = urls.pop("base_url")
+    add_customer(engine, Customer(id="b", name="B"))
+    add_integration(engine, Integration(id="salesforce.b", customer_id="b",
+                    provider="salesforce", config={"base_url": base}), urls)
+    t0 = time.perf_counter()
+    result = sync_object(engine, "salesforce.b", "contacts", full=True, since="2000-01-01")
+    print(json.dumps({"records": result.retrieved.records_fetched,
+                      "seconds": time.perf_counter() - t0,
+                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+""")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def measure(n: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        urls = Path(tmp) / "urls.json"
+        env = {**os.environ, "AKITA_HOME": tmp}
+        server = subprocess.Popen([sys.executable, "-m", "akita_pipelines.cli", "sandbox", "serve",
+                                   "--base-port", str(_port()), "--urls-file", str(urls),
+                                   "--churn-per-minute", "0", "--history-contacts", str(n)],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 600
+            while not urls.exists() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            done = subprocess.run([sys.executable, "-c", SYNC, str(urls),
+                                   f"sqlite:///{Path(tmp) / 'b.db'}"], env=env,
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(done.stderr[-2000:])
+            return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def run() -> list[Figure]:
+    figures = []
+    for n in sizes([20_000, 100_000], [10_000, 100_000, 1_000_000]):
+        got = measure(n)
+        figures.append(Figure(f"history backfill, {int(got['records']):,} records (SQLite)",
+                              f"peak RSS {got['rss_mb']:.0f} MB",
+                              goal="≤ 300 MB, flat as history grows",
+                              note=f"{got['records'] / got['seconds']:,.0f} rec/s"))
+    return figures
+
+
+if __name__ == "__main__":
+    from benchmarks.common import render
+
+    print(render(run()))
