@@ -48,7 +48,8 @@ typecheck: install
 test: install system-deps lint typecheck
 	$(BIN)/pytest -q
 
-bench: install
+bench: install system-deps
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m benchmarks
 
 clean:

@@ -42,6 +42,8 @@ setup(
             "pandas-stubs",
             "aiosmtpd>=1.4",
         ],
+        # Benchmark-only peers: never imported by the package or the tests.
+        "bench": ["dlt[sqlalchemy,postgres]>=1.20"],
     },
     entry_points={"console_scripts": ["akita=akita_pipelines.cli:main"]},
 )

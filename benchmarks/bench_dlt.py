@@ -1,0 +1,91 @@
+"""The peer: dlt's ``rest_api`` source with ``write_disposition="merge"`` loading the same
+emulator data into the same database, beside our end-to-end sync (retrieve → stage → type →
+match → write). dlt is a benchmark-only dependency (``pip install -e '.[bench]'``)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from benchmarks.common import Figure, sizes
+
+
+def _token(info: dict[str, Any]) -> str:
+    return str(requests.post(f"{info['base_url']}/services/oauth2/token", data={
+        "grant_type": "refresh_token", "client_id": info["client_id"],
+        "client_secret": info["client_secret"], "refresh_token": info["refresh_token"]},
+        timeout=30).json()["access_token"])
+
+
+def dlt_load(info: dict[str, Any], destination: Any, workdir: str) -> tuple[int, float]:
+    import dlt
+    from dlt.sources.rest_api import rest_api_source
+
+    from akita_pipelines.providers.registry import get_provider
+
+    stream = get_provider("salesforce").streams["contacts"]
+    soql = f"SELECT {', '.join(stream.fields)} FROM Contact ORDER BY SystemModstamp, Id"
+    source = rest_api_source({
+        "client": {"base_url": info["base_url"] + "/",
+                   "auth": {"type": "bearer", "token": _token(info)},
+                   "paginator": {"type": "json_link", "next_url_path": "nextRecordsUrl"}},
+        "resources": [{"name": "contacts", "primary_key": "Id", "write_disposition": "merge",
+                       "endpoint": {"path": "services/data/v59.0/queryAll",
+                                    "params": {"q": soql}, "data_selector": "records"}}],
+    })
+    pipeline = dlt.pipeline(pipeline_name="akita_bench", destination=destination,
+                            dataset_name="dlt_bench", pipelines_dir=workdir)
+    start = time.perf_counter()
+    pipeline.run(source)
+    seconds = time.perf_counter() - start
+    rows = pipeline.last_trace.last_normalize_info.row_counts.get("contacts", 0)
+    return int(rows), seconds
+
+
+def run() -> list[Figure]:
+    import dlt
+
+    from akita_pipelines.db.engine import make_engine
+    from akita_pipelines.sandbox.server import start_sandbox
+    from akita_pipelines_tests.pg import postgres_server
+    from benchmarks.bench_sync import end_to_end
+    from benchmarks.bench_writes import _fresh
+
+    figures = []
+    for n in sizes([10_000], [100_000]):
+        with tempfile.TemporaryDirectory() as tmp:
+            with start_sandbox(base_port=0, seed=1, providers=["salesforce"]) as sandbox:
+                sandbox.emulators["salesforce"].create("Contact", n)
+                info = dict(sandbox.urls["salesforce"])
+                ours_s, _, fetched = end_to_end(make_engine(f"sqlite:///{Path(tmp) / 'o.db'}"),
+                                                sandbox)
+                rows, dlt_s = dlt_load(info, dlt.destinations.sqlalchemy(
+                    f"sqlite:///{Path(tmp) / 'd.db'}"), tmp)
+            figures.append(Figure(f"end to end vs dlt, {fetched:,} records (SQLite)",
+                                  f"{fetched / ours_s:,.0f} rec/s",
+                                  f"{rows / dlt_s:,.0f} rec/s (dlt rest_api merge)",
+                                  f"{(fetched / ours_s) / (rows / dlt_s):.2f}×", "≥ 2× dlt"))
+            with start_sandbox(base_port=0, seed=1, providers=["salesforce"]) as sandbox, \
+                    postgres_server() as admin:
+                sandbox.emulators["salesforce"].create("Contact", n)
+                info = dict(sandbox.urls["salesforce"])
+                ours_s, _, fetched = end_to_end(make_engine(_fresh(admin, "ours")), sandbox)
+                # dlt insists on a password; the throwaway server trusts local logins.
+                peer = _fresh(admin, "peer").replace("+psycopg2", "").replace("akita@",
+                                                                             "akita:x@")
+                rows, dlt_s = dlt_load(info, dlt.destinations.postgres(credentials=peer), tmp)
+            figures.append(Figure(f"end to end vs dlt, {fetched:,} records (PostgreSQL)",
+                                  f"{fetched / ours_s:,.0f} rec/s",
+                                  f"{rows / dlt_s:,.0f} rec/s (dlt rest_api merge)",
+                                  f"{(fetched / ours_s) / (rows / dlt_s):.2f}×", "≥ 2× dlt"))
+    return figures
+
+
+if __name__ == "__main__":
+    from benchmarks.common import render
+
+    print(render(run()))
