@@ -59,7 +59,7 @@ def run() -> list[Figure]:
     for n in sizes([10_000], [100_000]):
         with tempfile.TemporaryDirectory() as tmp:
             with start_sandbox(base_port=0, seed=1, providers=["salesforce"]) as sandbox:
-                sandbox.emulators["salesforce"].create("Contact", n)
+                sandbox.emulators["salesforce"].add_history("Contact", n)
                 info = dict(sandbox.urls["salesforce"])
                 ours_s, _, fetched = end_to_end(make_engine(f"sqlite:///{Path(tmp) / 'o.db'}"),
                                                 sandbox)
@@ -71,7 +71,7 @@ def run() -> list[Figure]:
                                   f"{(fetched / ours_s) / (rows / dlt_s):.2f}×", "≥ 2× dlt"))
             with start_sandbox(base_port=0, seed=1, providers=["salesforce"]) as sandbox, \
                     postgres_server() as admin:
-                sandbox.emulators["salesforce"].create("Contact", n)
+                sandbox.emulators["salesforce"].add_history("Contact", n)
                 info = dict(sandbox.urls["salesforce"])
                 ours_s, _, fetched = end_to_end(make_engine(_fresh(admin, "ours")), sandbox)
                 # dlt insists on a password; the throwaway server trusts local logins.

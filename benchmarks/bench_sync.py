@@ -86,7 +86,7 @@ def run() -> list[Figure]:
     figures: list[Figure] = []
     for n in sizes([10_000], [100_000]):
         with start_sandbox(base_port=0, seed=1, providers=["salesforce"]) as sandbox:
-            sandbox.emulators["salesforce"].create("Contact", n)
+            sandbox.emulators["salesforce"].add_history("Contact", n)
             ours_n, ours_s = connector_only(sandbox)
             bare_n, bare_s = bare_loop(sandbox)
             figures.append(Figure(
@@ -102,7 +102,7 @@ def run() -> list[Figure]:
                                   f"{inc_s:.2f} s", f"{full_s:.2f} s (full sync)",
                                   f"{inc_s / full_s:.1%}", "≤ 2 % of the full sync"))
         with start_sandbox(base_port=0, seed=1, providers=["salesforce"]) as sandbox:
-            sandbox.emulators["salesforce"].create("Contact", n)
+            sandbox.emulators["salesforce"].add_history("Contact", n)
             with postgres_server() as admin:
                 full_s, inc_s, fetched = end_to_end(make_engine(_fresh(admin, "bench_e2e")),
                                                     sandbox)
