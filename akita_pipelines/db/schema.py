@@ -5,7 +5,8 @@ Tables, by room:
 - retrieval: ``staged_records`` (raw payloads, upserted by external id, with a pending flag)
 - processing: ``interactions`` (typed rows), ``accounts`` / ``contacts`` (matched entities, one per
   real company / person of one customer), ``account_links`` / ``contact_links`` (interaction →
-  entity, with the rule that linked it)
+  entity, with the rule that linked it), ``match_keys`` / ``match_reviews`` / ``entity_merges``
+  (the matcher's index, review band and merge history)
 - history: ``sync_runs``
 """
 
@@ -168,6 +169,10 @@ accounts = Table(
     Column("name", String(500)),
     Column("domain", String(255)),
     Column("phone", String(64)),
+    # Survivorship: the source and time of the record that won the golden values.
+    Column("source", String(50)),
+    Column("source_updated_at", TZ),
+    Column("merged_into", ForeignKey("accounts.id")),  # absorbed by a merge; kept for unmerge
     Column("created_at", TZ, nullable=False),
     Column("updated_at", TZ, nullable=False),
     Index("ix_accounts_customer_domain", "customer_id", "domain"),
@@ -184,6 +189,9 @@ contacts = Table(
     Column("first_name", String(200)),
     Column("last_name", String(200)),
     Column("phone", String(64)),
+    Column("source", String(50)),
+    Column("source_updated_at", TZ),
+    Column("merged_into", ForeignKey("contacts.id")),
     Column("created_at", TZ, nullable=False),
     Column("updated_at", TZ, nullable=False),
     Index("ix_contacts_customer_email", "customer_id", "email"),
@@ -195,7 +203,7 @@ account_links = Table(
     Column("interaction_id", ForeignKey("interactions.id"), primary_key=True),
     Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
     Column("customer_id", ForeignKey("customers.id"), nullable=False),
-    # source_id | domain | email | reference | new
+    # source_id | id | domain | email | fuzzy | reference | contact_account | new
     Column("rule", String(50), nullable=False),
     Column("score", Float, nullable=False, default=1.0),
     Column("evidence", JSON, nullable=False, default=dict),
@@ -212,6 +220,55 @@ contact_links = Table(
     Column("score", Float, nullable=False, default=1.0),
     Column("evidence", JSON, nullable=False, default=dict),
     Column("linked_at", TZ, nullable=False),
+)
+
+# What identifies each entity, for the next batch's look-ups: tier-1 ids ("id:salesforce:001…"),
+# tier-2 keys ("k:acme.com") and tier-3 block keys ("b:…"). One row per distinct (key, entity).
+match_keys = Table(
+    "match_keys",
+    metadata,
+    Column("customer_id", ForeignKey("customers.id"), primary_key=True),
+    Column("kind", String(20), primary_key=True),  # accounts | contacts
+    Column("key", String(400), primary_key=True),
+    Column("entity_id", BigInteger, primary_key=True),
+    Index("ix_match_keys_entity", "kind", "entity_id"),
+)
+
+# Candidate pairs in the review band: recorded, never merged automatically.
+match_reviews = Table(
+    "match_reviews",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("interaction_id", ForeignKey("interactions.id"), nullable=False),
+    Column("entity_id", BigInteger),  # where the record went
+    Column("candidate_id", BigInteger, nullable=False),  # the entity it might be
+    Column("rule", String(50), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("evidence", JSON, nullable=False, default=dict),
+    Column("status", String(20), nullable=False, default="open"),  # open|merged|rejected
+    Column("created_at", TZ, nullable=False),
+    UniqueConstraint("kind", "interaction_id", "candidate_id"),
+    Index("ix_match_reviews_customer_status", "customer_id", "status"),
+)
+
+# Merge history: which links and contacts moved, so that an unmerge can move them back.
+entity_merges = Table(
+    "entity_merges",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("survivor_id", BigInteger, nullable=False),
+    Column("absorbed_id", BigInteger, nullable=False),
+    Column("interaction_ids", JSON, nullable=False, default=list),
+    Column("contact_ids", JSON, nullable=False, default=list),
+    Column("keys", JSON, nullable=False, default=list),
+    Column("evidence", JSON, nullable=False, default=dict),
+    Column("merged_at", TZ, nullable=False),
+    Column("unmerged_at", TZ),
+    Index("ix_entity_merges_customer", "customer_id", "kind"),
 )
 
 sync_runs = Table(

@@ -15,7 +15,8 @@ from dagster import (
 )
 from sqlalchemy import func, select
 
-from akita_pipelines.db.schema import accounts, contacts, interactions, quarantine
+from akita_pipelines.db.entities import unexplained_duplicate_domains
+from akita_pipelines.db.schema import accounts, contacts, interactions, match_reviews, quarantine
 from akita_pipelines.defs.resources import AkitaDatabase
 from akita_pipelines.sync.rematch import rematch_all
 
@@ -33,7 +34,8 @@ def build_matched_assets(account_sources: Sequence[AssetKey],
         return MaterializeResult(metadata={
             "customers": report.customers, "accounts_before": report.accounts_before,
             "accounts": report.accounts_after, "contacts_before": report.contacts_before,
-            "contacts": report.contacts_after, "links": report.links})
+            "contacts": report.contacts_after, "links": report.links,
+            "moved": report.moved, "open_reviews": report.reviews})
 
     @asset(key="contacts", group_name="matched", deps=[*contact_sources, "accounts"],
            kinds={"sql"},
@@ -49,17 +51,23 @@ def build_matched_assets(account_sources: Sequence[AssetKey],
     return [matched_accounts, matched_contacts]
 
 
-@asset_check(asset="accounts", description="No two Accounts of one customer share a domain.")
+@asset_check(asset="accounts", description="No two Accounts of one customer share a domain, "
+                                           "unless recorded for review (a subsidiary on its "
+                                           "parent's domain with a clearly different name).")
 def accounts_unique_domain(akita_db: AkitaDatabase) -> AssetCheckResult:
     with akita_db.engine().connect() as conn:
-        dupes = conn.execute(
+        dupes = unexplained_duplicate_domains(conn)
+        shared = conn.execute(
             select(func.count()).select_from(
                 select(accounts.c.customer_id, accounts.c.domain)
-                .where(accounts.c.domain.is_not(None))
+                .where(accounts.c.domain.is_not(None), accounts.c.merged_into.is_(None))
                 .group_by(accounts.c.customer_id, accounts.c.domain)
                 .having(func.count() > 1).subquery())).scalar_one()
+        reviews = conn.execute(select(func.count()).select_from(match_reviews)
+                               .where(match_reviews.c.kind == "accounts")).scalar_one()
     return AssetCheckResult(passed=dupes == 0, severity=AssetCheckSeverity.ERROR,
-                            metadata={"duplicate_domains": dupes})
+                            metadata={"unexplained_duplicate_domains": dupes,
+                                      "shared_domains": shared, "open_reviews": reviews})
 
 
 @asset_check(asset="contacts", description="Share of Contacts without an Account.")

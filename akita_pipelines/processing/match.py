@@ -1,133 +1,194 @@
-"""Processor v1: deterministic matching of incoming records to a customer's entities.
+"""Matching rows of any export without a database: the engine behind ``akita match`` and the
+benchmarks.
 
-Accounts match by registered domain, contacts by normalised email; a record that was linked
-before keeps its entity (rule ``source_id``). Contacts, deals, tickets and tasks are linked to
-their account through the provider's own reference (``account_ref``) and, for contacts without
-one, through their work-email domain. When nothing matches, a new entity is planned.
-
-The functions only plan: the caller looks up the existing entities, applies the plan in one
-transaction and resolves the new entities' keys to ids. Planning is order-independent: input is
-sorted first, and a new entity's key is derived from what identifies it.
+Rows are plain mappings (a CSV's rows); ``columns`` says which of their fields holds each
+attribute the matcher compares. Every row is incoming and there are no existing entities, so
+the same tiers as the Processor run within the file: ids, email / domain, fuzzy, review.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-#: An entity is either an existing id or the key of an entity this plan creates.
-EntityRef = int | str
+from akita_pipelines.core.clock import parse_datetime
+from akita_pipelines.processing.features import (
+    account_record,
+    contact_record,
+    cross_ids,
+    own_id,
+)
+from akita_pipelines.processing.resolve import (
+    EntityRef,
+    Kind,
+    Plan,
+    Record,
+    Thresholds,
+    resolve,
+)
+
+#: Attributes a column can be mapped to, per kind.
+ATTRIBUTES: Mapping[str, tuple[str, ...]] = {
+    "accounts": ("id", "source", "name", "website", "email", "phone", "address", "external_id",
+                 "updated_at"),
+    "contacts": ("id", "source", "email", "first_name", "last_name", "name", "phone", "address",
+                 "birth_date", "company", "external_id", "updated_at"),
+}
 
 
 @dataclass(frozen=True)
-class AccountCandidate:
-    interaction_id: int
-    name: str | None
-    domain: str | None  # registered, non-free-mail domain, already normalised
-    phone: str | None
-    linked_account_id: int | None = None  # its current link, if any
+class RowMatch:
+    """Where one input row went."""
 
-
-@dataclass(frozen=True)
-class ContactCandidate:
-    interaction_id: int
-    email: str | None  # normalised
-    name: str | None
-    first_name: str | None
-    last_name: str | None
-    phone: str | None
-    account_ref_account_id: int | None = None  # the account its provider says it belongs to
-    email_domain: str | None = None  # registered, non-free-mail domain of its email
-    linked_contact_id: int | None = None
-
-
-@dataclass(frozen=True)
-class Link:
-    interaction_id: int
-    entity: EntityRef
+    row: int
+    entity: str
     rule: str
-    score: float = 1.0
-    evidence: Mapping[str, Any] = field(default_factory=dict)
+    score: float
+    review: str | None = None  # the entity it might also be (review band)
 
 
-@dataclass(frozen=True)
-class NewEntity:
-    key: str
-    values: Mapping[str, Any]
-    account: EntityRef | None = None  # contacts: the account they belong to
-
-
-@dataclass
-class MatchPlan:
-    links: list[Link] = field(default_factory=list)
-    new_entities: list[NewEntity] = field(default_factory=list)
-    #: existing contact id → account it should now point to
-    contact_accounts: dict[int, EntityRef] = field(default_factory=dict)
-
-    def count(self, rule: str) -> int:
-        return sum(1 for link in self.links if link.rule == rule)
-
-
-def match_accounts(candidates: Iterable[AccountCandidate],
-                   existing_by_domain: Mapping[str, int]) -> MatchPlan:
-    """Plan links for incoming accounts given the customer's accounts keyed by domain."""
-    plan = MatchPlan()
-    planned: dict[str, str] = {}
-    for cand in sorted(candidates, key=lambda c: (c.domain or "", c.interaction_id)):
-        if cand.linked_account_id is not None:
-            plan.links.append(Link(cand.interaction_id, cand.linked_account_id, "source_id"))
+def parse_columns(spec: str | None, kind: Kind) -> dict[str, str]:
+    """``name=Company,phone=Tel`` → {"name": "Company", "phone": "Tel"} (unknown names refused)."""
+    mapping: dict[str, str] = {}
+    for part in (spec or "").split(","):
+        if not part.strip():
             continue
-        if cand.domain and cand.domain in existing_by_domain:
-            plan.links.append(Link(cand.interaction_id, existing_by_domain[cand.domain], "domain",
-                                   evidence={"domain": cand.domain}))
-            continue
-        if cand.domain and cand.domain in planned:
-            plan.links.append(Link(cand.interaction_id, planned[cand.domain], "domain",
-                                   evidence={"domain": cand.domain}))
-            continue
-        key = f"domain:{cand.domain}" if cand.domain else f"interaction:{cand.interaction_id}"
-        if cand.domain:
-            planned[cand.domain] = key
-        plan.new_entities.append(NewEntity(key, {"name": cand.name, "domain": cand.domain,
-                                                 "phone": cand.phone}))
-        plan.links.append(Link(cand.interaction_id, key, "new",
-                               evidence={"domain": cand.domain} if cand.domain else {}))
-    return plan
+        attr, sep, column = part.partition("=")
+        attr, column = attr.strip(), column.strip()
+        if not sep or not column:
+            raise ValueError(f"--columns: expected attribute=column, got {part!r}")
+        if attr not in ATTRIBUTES[kind]:
+            raise ValueError(f"--columns: unknown attribute {attr!r} for {kind}; known: "
+                             f"{', '.join(ATTRIBUTES[kind])}")
+        mapping[attr] = column
+    return mapping
 
 
-def match_contacts(candidates: Iterable[ContactCandidate],
-                   existing_by_email: Mapping[str, int],
-                   accounts_by_domain: Mapping[str, int]) -> MatchPlan:
-    """Plan links for incoming contacts given the customer's contacts keyed by email and
-    accounts keyed by domain (for contacts whose provider names no account)."""
-    plan = MatchPlan()
-    planned: dict[str, str] = {}
-    for cand in sorted(candidates, key=lambda c: (c.email or "", c.interaction_id)):
-        account: EntityRef | None = cand.account_ref_account_id
-        if account is None and cand.email_domain:
-            account = accounts_by_domain.get(cand.email_domain)
-        if cand.linked_contact_id is not None:
-            entity: EntityRef = cand.linked_contact_id
-            plan.links.append(Link(cand.interaction_id, entity, "source_id"))
-        elif cand.email and cand.email in existing_by_email:
-            entity = existing_by_email[cand.email]
-            plan.links.append(Link(cand.interaction_id, entity, "email",
-                                   evidence={"email": cand.email}))
-        elif cand.email and cand.email in planned:
-            plan.links.append(Link(cand.interaction_id, planned[cand.email], "email",
-                                   evidence={"email": cand.email}))
-            continue
+def _get(row: Mapping[str, Any], columns: Mapping[str, str], attr: str) -> str | None:
+    value = row.get(columns.get(attr, attr))
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _when(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_datetime(value)
+    except (ValueError, TypeError):
+        return None
+
+
+def to_records(kind: Kind, rows: Sequence[Mapping[str, Any]],
+               columns: Mapping[str, str] | None = None) -> list[Record]:
+    """Normalise rows into the resolver's records (``rid`` = row number)."""
+    columns = columns or {}
+    mapped = set(columns.values())
+    records: list[Record] = []
+    for i, row in enumerate(rows):
+        source = _get(row, columns, "source") or "file"
+        ids: list[str] = []
+        own = _get(row, columns, "id")
+        if own:
+            ids.append(own_id(source, own))
+        external = _get(row, columns, "external_id")
+        if external:
+            ids.append(f"ext:{external}")
+        ids += cross_ids(kind, {k: v for k, v in row.items() if k not in mapped})
+        when = _when(_get(row, columns, "updated_at"))
+        if kind == "accounts":
+            records.append(account_record(
+                i, name=_get(row, columns, "name"), website=_get(row, columns, "website"),
+                phone=_get(row, columns, "phone"), email=_get(row, columns, "email"),
+                address=_get(row, columns, "address"), ids=tuple(sorted(set(ids))),
+                source=source, updated_at=when))
         else:
-            key = f"email:{cand.email}" if cand.email else f"interaction:{cand.interaction_id}"
-            if cand.email:
-                planned[cand.email] = key
-            plan.new_entities.append(NewEntity(key, {
-                "email": cand.email, "name": cand.name, "first_name": cand.first_name,
-                "last_name": cand.last_name, "phone": cand.phone}, account=account))
-            plan.links.append(Link(cand.interaction_id, key, "new",
-                                   evidence={"email": cand.email} if cand.email else {}))
-            continue
-        if account is not None and isinstance(entity, int):
-            plan.contact_accounts[entity] = account
-    return plan
+            records.append(contact_record(
+                i, email=_get(row, columns, "email"), first_name=_get(row, columns, "first_name"),
+                last_name=_get(row, columns, "last_name"), name=_get(row, columns, "name"),
+                phone=_get(row, columns, "phone"), address=_get(row, columns, "address"),
+                birth_date=_get(row, columns, "birth_date"), company=_get(row, columns, "company"),
+                ids=tuple(sorted(set(ids))),
+                source=source, updated_at=when))
+    return records
+
+
+def match_records(kind: Kind, records: Sequence[Record], *,
+                  thresholds: Thresholds | None = None,
+                  source_priority: Sequence[str] = ()) -> list[RowMatch]:
+    """Resolve records among themselves; entity labels are ``A000001`` / ``C000001``."""
+    ranks = {s: i for i, s in enumerate(source_priority)}
+    plan = resolve(kind, records, None, thresholds=thresholds,
+                   source_rank=lambda s: ranks.get(s, len(ranks)))
+    return _rows(kind, plan)
+
+
+def match_rows(kind: Kind, rows: Sequence[Mapping[str, Any]],
+               columns: Mapping[str, str] | None = None, *,
+               thresholds: Thresholds | None = None,
+               source_priority: Sequence[str] = ()) -> list[RowMatch]:
+    """Match the rows of an export: one :class:`RowMatch` per row, in input order."""
+    return match_records(kind, to_records(kind, rows, columns), thresholds=thresholds,
+                         source_priority=source_priority)
+
+
+def _rows(kind: Kind, plan: Plan) -> list[RowMatch]:
+    prefix = "A" if kind == "accounts" else "C"
+    labels = {e.key: f"{prefix}{n:06d}" for n, e in enumerate(plan.new_entities, 1)}
+
+    def label(ref: EntityRef) -> str:
+        return labels.get(str(ref), str(ref))
+
+    entity_of = {link.interaction_id: label(link.entity) for link in plan.links}
+    review: dict[int, str] = {}
+    for r in plan.reviews:
+        cand = str(r.candidate)
+        target = entity_of.get(int(cand.split(":", 1)[1])) if cand.startswith("record:") \
+            else label(r.candidate)
+        if target and target != entity_of.get(r.interaction_id):
+            review.setdefault(r.interaction_id, target)
+    out = [RowMatch(link.interaction_id, label(link.entity), link.rule, link.score,
+                    review.get(link.interaction_id)) for link in plan.links]
+    return sorted(out, key=lambda m: m.row)
+
+
+def explain(kind: Kind, a: Record, b: Record,
+            thresholds: Thresholds | None = None) -> list[str]:
+    """Why two records are (or are not) the same entity, tier by tier, in plain lines.
+
+    Looks at the pair alone: within a whole file a third record can still join them.
+    """
+    from akita_pipelines.processing.resolve import (
+        DEFAULT_THRESHOLDS,
+        block_keys,
+        names_conflict,
+        score_pair,
+    )
+
+    th = thresholds or DEFAULT_THRESHOLDS[kind]
+    shared = sorted(set(a.ids) & set(b.ids))
+    if shared:
+        return [f"tier 1 (ids): same entity — both carry {', '.join(shared)}"]
+    lines = ["tier 1 (ids): no shared id"]
+    rule = "email" if kind == "contacts" else "domain"
+    if a.key and a.key == b.key:
+        if names_conflict(kind, a, b):
+            lines.append(f"tier 2 ({rule}): both {a.key}, but the names clearly differ "
+                         f"({a.name!r} vs {b.name!r}) → review band, not merged")
+            return lines
+        return [*lines, f"tier 2 ({rule}): same entity — both {a.key}"]
+    lines.append(f"tier 2 ({rule}): {a.key or '—'} vs {b.key or '—'}: no match")
+    blocks = sorted(block_keys(kind, a) & block_keys(kind, b))
+    score = score_pair(kind, a, b)
+    verdict = ("same entity" if score.total >= th.accept and score.name_evidence
+               else "review band" if score.total >= th.review else "different entities")
+    if score.total >= th.accept and not score.name_evidence:
+        verdict += " (score high enough, but no name evidence: not merged)"
+    lines.append(f"tier 3 (fuzzy): blocks shared: {', '.join(blocks) or 'none'}; "
+                 f"weight {score.total:+.1f} (accept ≥ {th.accept:g}, review ≥ {th.review:g}), "
+                 f"evidence {dict(score.evidence)} → {verdict}")
+    return lines

@@ -12,14 +12,20 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from akita_pipelines.sandbox.hubspot import HubSpotEmulator
+from akita_pipelines.sandbox.intercom import IntercomEmulator
 from akita_pipelines.sandbox.rest_api import RestApiEmulator
 from akita_pipelines.sandbox.salesforce import SalesforceEmulator
 from akita_pipelines.sandbox.world import World
+from akita_pipelines.sandbox.zendesk import ZendeskEmulator
 
 #: provider name → factory(world, token_ttl_seconds, churn_per_minute, clock); one line each.
 EMULATORS: dict[str, Callable[..., Any]] = {
     "salesforce": SalesforceEmulator,
     "rest": RestApiEmulator,
+    "zendesk": ZendeskEmulator,
+    "intercom": IntercomEmulator,
+    "hubspot": HubSpotEmulator,
 }
 
 
@@ -38,9 +44,12 @@ class Sandbox:
         self.host = host
         self.servers = servers
         self.emulators = emulators
-        self.threads = []
+        self.threads: list[threading.Thread] = []
+        self._stopped = False
         for server in servers.values():
-            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            # A short poll interval: shutdown() waits up to one interval (0.5 s by default).
+            thread = threading.Thread(target=server.serve_forever, daemon=True,
+                                      kwargs={"poll_interval": 0.05})
             thread.start()
             self.threads.append(thread)
 
@@ -59,14 +68,21 @@ class Sandbox:
         return found
 
     def write_urls(self, path: Path) -> None:
+        """Write ``urls`` as JSON, atomically (a poller never reads a half-written file)."""
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.urls, indent=2))
         tmp.replace(path)
 
     def stop(self) -> None:
+        """Stop every server and wait for its thread; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
         for server in self.servers.values():
             server.shutdown()
             server.server_close()
+        for thread in self.threads:
+            thread.join(timeout=5)
 
     def __enter__(self) -> Sandbox:
         return self
@@ -80,7 +96,22 @@ def start_sandbox(host: str = "127.0.0.1", base_port: int = 0, seed: int = 7, *,
                   token_ttl_seconds: float = 3600, churn_per_minute: float = 0.0,
                   clock: Callable[[], datetime] | None = None,
                   providers: list[str] | None = None, history_contacts: int = 0) -> Sandbox:
-    """Start the emulators on ``base_port + i`` (``0``: ephemeral ports) in daemon threads."""
+    """Start the emulators, each on its own port, served by daemon threads.
+
+    Args:
+        host: Interface to listen on.
+        base_port: ``0`` for ephemeral ports; otherwise provider ``i`` of ``EMULATORS`` in
+            name order listens on ``base_port + i`` (stable even when ``providers`` skips some).
+        seed: The world's seed, shared by every emulator.
+        token_ttl_seconds: Access-token lifetime.
+        churn_per_minute: Records each emulator changes per minute of clock time.
+        clock: A fake clock for tests; the world's history ends at its current time.
+        providers: Only these emulators (default: all).
+        history_contacts: Extra contacts spread over the past year (benchmarks).
+
+    Returns:
+        The running :class:`Sandbox`; use it as a context manager or call ``stop()``.
+    """
     # The world's history ends at the emulators' "now", so changes made later sort after it.
     world = World(seed=seed, now=clock().replace(microsecond=0) if clock else None)
     servers: dict[str, BaseWSGIServer] = {}

@@ -9,6 +9,7 @@ is what the matcher is scored on.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,8 @@ _FREE = ["gmail.com", "yahoo.com", "outlook.com", "hotmail.com"]
 
 @dataclass(frozen=True)
 class Company:
+    """A real company: the ground truth every provider's account record points back to."""
+
     entity_id: str
     name: str  # canonical, without legal form
     legal_form: str
@@ -61,6 +64,8 @@ class Company:
 
 @dataclass(frozen=True)
 class Person:
+    """A real person working at ``company``; ``email`` is the work address."""
+
     entity_id: str
     company: str  # entity id
     first_name: str
@@ -82,6 +87,8 @@ class CompanyView:
 
 @dataclass(frozen=True)
 class PersonView:
+    """How one provider shows a person (nickname, free-mail or missing email, ...)."""
+
     person: Person
     first_name: str
     last_name: str
@@ -91,6 +98,8 @@ class PersonView:
 
 @dataclass
 class ProviderView:
+    """The companies and people one provider holds, in world order."""
+
     companies: list[CompanyView] = field(default_factory=list)
     people: list[PersonView] = field(default_factory=list)
 
@@ -103,9 +112,18 @@ def _typo(rng: random.Random, text: str) -> str:
 
 
 class World:
-    """Companies and people, generated from ``seed``; ``now`` anchors every timestamp."""
+    """Companies and people, generated from ``seed``; ``now`` anchors every timestamp.
+
+    Args:
+        seed: Seeds everything; the same seed gives the same world.
+        n_companies: Number of companies (about three people each).
+        now: The end of the world's history: generated timestamps fall in the 365 days before
+            it. Defaults to the current time, to the second.
+    """
 
     def __init__(self, seed: int = 7, n_companies: int = 120, now: datetime | None = None) -> None:
+        if now is not None and now.tzinfo is None:
+            raise ValueError("World(now=...) must be timezone-aware")
         self.seed = seed
         self.now = now or datetime.now(UTC).replace(microsecond=0)
         rng = random.Random(seed)
@@ -151,9 +169,47 @@ class World:
                                           f"{company.domain}",
                     phone=f"+1 212 555 {n % 10000:04d}", title=rng.choice(_TITLES)))
         self._company_by_id = {c.entity_id: c for c in self.companies}
+        # Index people by company: view() walks every company, and a linear scan per company
+        # is quadratic in world size (the matching benchmark builds worlds of thousands).
+        self._people_of: dict[str, list[Person]] = {c.entity_id: [] for c in self.companies}
+        for person in self.people:
+            self._people_of[person.company].append(person)
+        self._truth: dict[tuple[str, str, str], str] = {}
+        self._truth_lock = threading.Lock()
 
     def company(self, entity_id: str) -> Company:
+        """The company with ``entity_id`` (``KeyError`` if there is none)."""
         return self._company_by_id[entity_id]
+
+    def people_of(self, company_id: str) -> list[Person]:
+        """The people working at ``company_id``, in world order."""
+        return list(self._people_of.get(company_id, []))
+
+    def register(self, provider: str, object_type: str, external_id: str,
+                 entity_id: str) -> None:
+        """Record that ``provider``'s record ``external_id`` shows entity ``entity_id``.
+
+        Emulators call this for each record they seed from a view, so :meth:`ground_truth`
+        covers exactly what has been generated.
+
+        Args:
+            provider: Provider name, e.g. ``"salesforce"``.
+            object_type: The record's type as the connector names its stream (``"accounts"``,
+                ``"contacts"``).
+            external_id: The provider's own id of the record.
+            entity_id: The world entity (``co-0001`` or ``pe-00001``).
+        """
+        with self._truth_lock:
+            self._truth[(provider, object_type, external_id)] = entity_id
+
+    def ground_truth(self) -> dict[tuple[str, str, str], str]:
+        """Every generated record so far: ``{(provider, object_type, external_id): entity_id}``.
+
+        Records an emulator creates later (``create``, churn) are not real entities and are
+        absent.
+        """
+        with self._truth_lock:
+            return dict(self._truth)
 
     def timestamp(self, rng: random.Random) -> datetime:
         """A time within the year before ``now``, to the millisecond."""
@@ -163,7 +219,18 @@ class World:
     def view(self, provider: str, coverage: float = 0.8) -> ProviderView:
         """The subset of the world ``provider`` holds, each record shown with some variation.
 
-        Deterministic for (seed, provider): every provider sees overlapping subsets.
+        Deterministic for (seed, provider, coverage): every provider sees a different,
+        overlapping subset. Company names vary by legal form, case and typos; websites by
+        ``www.``, scheme and trailing slash; first names by nickname; emails by case, free-mail
+        addresses and absence.
+
+        Args:
+            provider: Provider name; seeds which subset and which variations it gets.
+            coverage: Share of the companies the provider holds (each holds ~85 % of the
+                people of a company it holds).
+
+        Returns:
+            The provider's companies and people, in world order.
         """
         rng = random.Random(f"{self.seed}:{provider}")
         view = ProviderView()
@@ -192,9 +259,10 @@ class World:
                 website = None
             else:
                 website = company.domain
+            # The HQ switchboard; shared by subsidiaries and by companies in one building.
             phone = company.phone if rng.random() < 0.8 else None
             view.companies.append(CompanyView(company, name, website, phone))
-            for person in (p for p in self.people if p.company == company.entity_id):
+            for person in self._people_of[company.entity_id]:
                 if rng.random() > 0.85:
                     continue
                 first = person.first_name

@@ -12,24 +12,30 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 
 from akita_pipelines.alerts.outbox import deliver_pending
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.db import entities, registry, state
-from akita_pipelines.db.schema import account_links, contact_links
-from akita_pipelines.processing.match import (
-    AccountCandidate,
-    ContactCandidate,
-    match_accounts,
-    match_contacts,
+from akita_pipelines.db.schema import contacts, customers
+from akita_pipelines.processing.features import (
+    account_ids,
+    account_record,
+    address_of,
+    contact_record,
+    cross_ids,
+    own_id,
 )
-from akita_pipelines.processing.normalize import account_domain, normalize_email, normalize_phone
+from akita_pipelines.processing.normalize import account_domain, normalize_email
+from akita_pipelines.processing.resolve import Kind, Record, block_keys, resolve
 from akita_pipelines.providers.base import Stream
 from akita_pipelines.providers.registry import get_provider
 from akita_pipelines.sync.failures import record_failure, record_success
@@ -48,6 +54,8 @@ class ProcessResult:
     deleted: int = 0
     created: int = 0
     linked: int = 0
+    merged: int = 0
+    reviews: int = 0
     rules: Counter[str] = field(default_factory=Counter)
     cursor_after: datetime | None = None
     seconds: float = 0.0
@@ -55,7 +63,8 @@ class ProcessResult:
     @property
     def matched(self) -> int:
         """Records linked to an entity that existed already (not created, not re-linked)."""
-        return sum(n for rule, n in self.rules.items() if rule not in ("new", "source_id"))
+        return sum(n for rule, n in self.rules.items()
+                   if rule not in ("new", "source_id", "reference", "contact_account"))
 
 
 def _parse(stream: Stream, rows: list[tuple[int, str, str]]
@@ -77,6 +86,51 @@ def _domain_of(record: TypedRecord) -> str | None:
     return None
 
 
+def source_ranker(conn: Connection, customer_id: str) -> Callable[[str], int]:
+    """Survivorship: the customer's ``source_priority`` (providers, best first); others after."""
+    settings = conn.execute(select(customers.c.settings).where(customers.c.id == customer_id)
+                            ).scalar_one_or_none() or {}
+    order = list(settings.get("source_priority") or [])
+    ranks = {source: i for i, source in enumerate(order)}
+    return lambda source: ranks.get(source, len(order))
+
+
+def _account_records(live: list[TypedRecord], ids: dict[str, int], provider: str,
+                     links: dict[int, int]) -> list[Record]:
+    return [account_record(
+        ids[r.external_id], name=r.name, website=r.website, phone=r.phone,
+        address=address_of(r.fields), ids=(own_id(provider, r.external_id),
+                                           *cross_ids("accounts", r.fields)),
+        linked=links.get(ids[r.external_id]), source=provider, updated_at=r.updated_at)
+        for r in live]
+
+
+def _contact_accounts(conn: Connection, customer_id: str, integration_id: str,
+                      live: list[TypedRecord]) -> dict[str, tuple[int, str]]:
+    """Each record's account (external id → (account id, rule)): the provider's own reference,
+    a cross-system account id in its fields, else its unique work-email domain."""
+    by_ref = entities.account_of_refs(conn, integration_id, (r.account_ref for r in live
+                                                             if r.account_ref))
+    refs = {r.external_id: account_ids(r.fields) for r in live}
+    domains = {r.external_id: account_domain(None, normalize_email(r.email)) for r in live
+               if r.email}
+    keys = {k for ks in refs.values() for k in ks} | {"k:" + d for d in domains.values() if d}
+    targets = entities.related_targets(conn, customer_id, "accounts", keys)
+    found: dict[str, tuple[int, str]] = {}
+    for r in live:
+        if r.account_ref and r.account_ref in by_ref:
+            found[r.external_id] = (by_ref[r.account_ref], "reference")
+            continue
+        hit = next((targets[k] for k in refs[r.external_id] if k in targets), None)
+        if hit is not None:
+            found[r.external_id] = (hit, "id")
+            continue
+        domain = domains.get(r.external_id)
+        if domain and "k:" + domain in targets:
+            found[r.external_id] = (targets["k:" + domain], "domain")
+    return found
+
+
 def process_batch(conn: Connection, *, customer_id: str, integration_id: str,
                   records: list[TypedRecord], now: datetime, result: ProcessResult) -> None:
     """Store one batch of typed records and match / link them, in the caller's transaction."""
@@ -85,48 +139,67 @@ def process_batch(conn: Connection, *, customer_id: str, integration_id: str,
         records=[(r, _domain_of(r)) for r in records], now=now)
     live = [r for r in records if not r.deleted]
     result.deleted += len(records) - len(live)
-    kind = records[0].interaction_type if records else ""
-    if kind == "accounts":
-        links = entities.existing_links(conn, account_links, "account_id", ids.values())
-        cands = [AccountCandidate(ids[r.external_id], r.name, account_domain(r.website),
-                                  normalize_phone(r.phone), links.get(ids[r.external_id]))
-                 for r in live]
-        known = entities.accounts_by_domain(conn, customer_id, (c.domain for c in cands
-                                                                if c.domain))
-        plan = match_accounts(cands, known)
-        entities.apply_account_plan(conn, customer_id, plan, now)
-    elif kind == "contacts":
-        links = entities.existing_links(conn, contact_links, "contact_id", ids.values())
-        by_ref = entities.account_of_refs(conn, integration_id, (r.account_ref for r in live
-                                                                 if r.account_ref))
-        emails = {r.external_id: normalize_email(r.email) for r in live}
-        domains = {k: account_domain(None, e) for k, e in emails.items()}
-        contact_cands = [ContactCandidate(
-            ids[r.external_id], emails[r.external_id], r.name, r.first_name, r.last_name,
-            normalize_phone(r.phone), by_ref.get(r.account_ref or ""),
-            domains[r.external_id], links.get(ids[r.external_id])) for r in live]
-        known_contacts = entities.contacts_by_email(conn, customer_id,
-                                                    (e for e in emails.values() if e))
-        known_accounts = entities.accounts_by_domain(conn, customer_id,
-                                                     (d for d in domains.values() if d))
-        plan = match_contacts(contact_cands, known_contacts, known_accounts)
-        entities.apply_contact_plan(conn, customer_id, plan, now)
-    else:
-        accounts = entities.account_of_refs(conn, integration_id,
-                                            (r.account_ref for r in live if r.account_ref))
-        contacts = entities.contact_of_refs(conn, integration_id,
-                                            (r.contact_ref for r in live if r.contact_ref))
-        result.linked += entities.link_related(
-            conn, customer_id,
-            account_by_interaction={ids[r.external_id]: accounts[r.account_ref]
-                                    for r in live if r.account_ref in accounts},
-            contact_by_interaction={ids[r.external_id]: contacts[r.contact_ref]
-                                    for r in live if r.contact_ref in contacts},
-            now=now)
+    interaction_type = records[0].interaction_type if records else ""
+    provider = integration_id.split(".", 1)[0]
+    if interaction_type in ("accounts", "contacts"):
+        kind: Kind = "accounts" if interaction_type == "accounts" else "contacts"
+        rank = source_ranker(conn, customer_id)
+        table, link_table, column = entities.TABLES[kind]
+        links = entities.existing_links(conn, link_table, column, ids.values())
+        if kind == "accounts":
+            recs = _account_records(live, ids, provider, links)
+        else:
+            accounts = _contact_accounts(conn, customer_id, integration_id, live)
+            recs = [contact_record(
+                ids[r.external_id], email=r.email, first_name=r.first_name,
+                last_name=r.last_name, name=r.name, phone=r.phone, address=address_of(r.fields),
+                ids=(own_id(provider, r.external_id), *cross_ids("contacts", r.fields)),
+                linked=links.get(ids[r.external_id]),
+                account=accounts[r.external_id][0] if r.external_id in accounts else None,
+                source=provider, updated_at=r.updated_at) for r in live]
+        existing = entities.gather_existing(conn, customer_id, kind, recs, rank,
+                                            partial(block_keys, kind))
+        plan = resolve(kind, recs, existing, source_rank=rank)
+        entities.apply_plan(conn, customer_id, kind, plan, existing, now)
+        result.created += len(plan.new_entities)
+        result.linked += len(plan.links)
+        result.merged += sum(len(m.absorbed) for m in plan.merges)
+        result.reviews += len(plan.reviews)
+        result.rules.update(link.rule for link in plan.links)
         return
-    result.created += len(plan.new_entities)
-    result.linked += len(plan.links)
-    result.rules.update(link.rule for link in plan.links)
+    account_of = _contact_accounts(conn, customer_id, integration_id, live)
+    by_contact_ref = entities.contact_of_refs(conn, integration_id, (r.contact_ref for r in live
+                                                                    if r.contact_ref))
+    emails = {r.external_id: normalize_email(r.email or _requester(r.fields)) for r in live}
+    by_email = entities.related_targets(conn, customer_id, "contacts",
+                                        ("k:" + e for e in emails.values() if e))
+    contact_of: dict[int, tuple[int, str]] = {}
+    for r in live:
+        email = emails[r.external_id]
+        if r.contact_ref and r.contact_ref in by_contact_ref:
+            contact_of[ids[r.external_id]] = (by_contact_ref[r.contact_ref], "reference")
+        elif email and "k:" + email in by_email:
+            contact_of[ids[r.external_id]] = (by_email["k:" + email], "email")
+    account_by_interaction = {ids[e]: v for e, v in account_of.items()}
+    missing = [c for i, (c, _) in contact_of.items() if i not in account_by_interaction]
+    if missing:
+        owners = dict(conn.execute(select(contacts.c.id, contacts.c.account_id).where(
+            contacts.c.id.in_(sorted(set(missing))), contacts.c.account_id.is_not(None))).all())
+        for i, (c, _) in contact_of.items():
+            if i not in account_by_interaction and c in owners:
+                account_by_interaction[i] = (owners[c], "contact_account")
+    result.linked += entities.link_related(
+        conn, customer_id, account_by_interaction=account_by_interaction,
+        contact_by_interaction=contact_of, now=now)
+
+
+def _requester(fields: Mapping[str, Any]) -> str | None:
+    """A ticket's requester email when the provider keeps it in its own field."""
+    for key in ("requester_email", "RequesterEmail", "SuppliedEmail", "from_email", "email"):
+        value = fields.get(key)
+        if isinstance(value, str) and "@" in value:
+            return value
+    return None
 
 
 def process_staged(engine: Engine, integration_id: str, interaction_type: str, *,

@@ -6,9 +6,10 @@ transaction per customer, in the same dependency order as a sync (accounts, cont
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, Table, delete, func, select, update
 
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.types import STANDARD_TYPES, TypedRecord
@@ -18,7 +19,10 @@ from akita_pipelines.db.schema import (
     contact_links,
     contacts,
     customers,
+    entity_merges,
     interactions,
+    match_keys,
+    match_reviews,
 )
 from akita_pipelines.sync.process import ProcessResult, process_batch
 
@@ -31,6 +35,10 @@ class RematchReport:
     contacts_before: int
     contacts_after: int
     links: int
+    #: interactions whose entity now groups them with different records than before
+    moved: int = 0
+    #: open review rows after the re-match (candidates recorded, not merged)
+    reviews: int = 0
 
 
 def _count(conn: Connection, table: object, customer_id: str | None = None) -> int:
@@ -52,10 +60,12 @@ def _typed(row: object) -> TypedRecord:
 
 def rematch_customer(conn: Connection, customer_id: str, batch_size: int = 5000) -> int:
     """Rebuild one customer's entities and links; returns the number of links written."""
-    for table in (account_links, contact_links):
+    for table in (account_links, contact_links, match_keys, match_reviews, entity_merges):
         conn.execute(delete(table).where(table.c.customer_id == customer_id))
     conn.execute(update(contacts).where(contacts.c.customer_id == customer_id)
-                 .values(account_id=None))
+                 .values(account_id=None, merged_into=None))
+    conn.execute(update(accounts).where(accounts.c.customer_id == customer_id)
+                 .values(merged_into=None))
     conn.execute(delete(contacts).where(contacts.c.customer_id == customer_id))
     conn.execute(delete(accounts).where(accounts.c.customer_id == customer_id))
     result = ProcessResult(customer_id, "*")
@@ -84,14 +94,42 @@ def rematch_customer(conn: Connection, customer_id: str, batch_size: int = 5000)
     return result.linked
 
 
+def _groups(conn: Connection, customer_id: str) -> dict[tuple[str, int], frozenset[int]]:
+    """Each linked interaction → the interactions sharing its entity (ids change on a re-match;
+    the grouping is what a user sees move)."""
+    out: dict[tuple[str, int], frozenset[int]] = {}
+    for name, table, column in (("a", account_links, "account_id"),
+                                ("c", contact_links, "contact_id")):
+        members: dict[int, set[int]] = defaultdict(set)
+        for interaction_id, entity_id in conn.execute(
+                select(table.c.interaction_id, table.c[column])
+                .where(table.c.customer_id == customer_id)):
+            members[entity_id].add(interaction_id)
+        for group in members.values():
+            frozen = frozenset(group)
+            out.update({(name, i): frozen for i in group})
+    return out
+
+
 def rematch_all(engine: Engine) -> RematchReport:
+    """Re-match every customer; report counts before and after and how many records moved."""
     with engine.connect() as conn:
         ids = [c for (c,) in conn.execute(select(customers.c.id).order_by(customers.c.id))]
-        before = (_count(conn, accounts), _count(conn, contacts))
-    links = 0
+        before = (_live(conn, accounts), _live(conn, contacts))
+    links = moved = 0
     for customer_id in ids:
         with engine.begin() as conn:
+            old = _groups(conn, customer_id)
             links += rematch_customer(conn, customer_id)
+            new = _groups(conn, customer_id)
+            moved += sum(1 for key, group in new.items() if old.get(key) != group)
     with engine.connect() as conn:
-        after = (_count(conn, accounts), _count(conn, contacts))
-    return RematchReport(len(ids), before[0], after[0], before[1], after[1], links)
+        after = (_live(conn, accounts), _live(conn, contacts))
+        reviews = _count(conn, match_reviews)
+    return RematchReport(len(ids), before[0], after[0], before[1], after[1], links, moved,
+                         reviews)
+
+
+def _live(conn: Connection, table: Table) -> int:
+    return int(conn.execute(select(func.count()).select_from(table)
+                            .where(table.c.merged_into.is_(None))).scalar_one())

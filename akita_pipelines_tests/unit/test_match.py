@@ -1,61 +1,259 @@
+"""The tiered matcher: rules, traps, review band, determinism (pure functions, no database)."""
+
 from __future__ import annotations
 
 import random
+from collections import defaultdict
+from typing import Any
 
-from akita_pipelines.processing.match import (
-    AccountCandidate,
-    ContactCandidate,
-    match_accounts,
-    match_contacts,
+import pytest
+
+from akita_pipelines.processing.features import (
+    account_ids,
+    account_profile,
+    account_record,
+    contact_record,
+    cross_ids,
+    own_id,
 )
+from akita_pipelines.processing.match import match_rows, parse_columns
+from akita_pipelines.processing.resolve import Existing, Kind, Plan, block_keys, resolve
 
 
-def test_accounts_match_existing_by_domain_else_create_one_per_domain() -> None:
-    cands = [AccountCandidate(1, "Acme Inc", "acme.com", None),
-             AccountCandidate(2, "ACME Corporation", "acme.com", None),
-             AccountCandidate(3, "Globex", "globex.com", None),
-             AccountCandidate(4, "No Site", None, None)]
-    plan = match_accounts(cands, {"globex.com": 77})
-    by_interaction = {link.interaction_id: link for link in plan.links}
-    assert by_interaction[3].entity == 77
-    assert by_interaction[3].rule == "domain"
-    assert by_interaction[1].entity == by_interaction[2].entity == "domain:acme.com"
-    assert {by_interaction[1].rule, by_interaction[2].rule} == {"new", "domain"}
-    assert by_interaction[4].rule == "new"
-    assert sorted(e.key for e in plan.new_entities) == ["domain:acme.com", "interaction:4"]
+def _groups(kind: Kind, rows: list[dict[str, Any]]) -> list[set[int]]:
+    """The partition of row numbers into entities."""
+    by_entity: dict[str, set[int]] = defaultdict(set)
+    for result in match_rows(kind, rows):
+        by_entity[result.entity].add(result.row)
+    return sorted(by_entity.values(), key=min)
+
+
+def _same(kind: Kind, a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return len(_groups(kind, [a, b])) == 1
+
+
+ACCOUNT_CASES = [
+    # (why, a, b, same entity?)
+    ("www and scheme on the same registered domain",
+     {"name": "Acme Inc.", "website": "https://www.acme.com/"},
+     {"name": "ACME", "website": "acme.com"}, True),
+    ("subdomain of the same registered domain",
+     {"name": "Acme", "website": "shop.acme.co.uk"}, {"name": "Acme Ltd", "website": "acme.co.uk"},
+     True),
+    ("legal form and case differ, no website, same phone",
+     {"name": "Globex Corporation", "phone": "+1 415 555 0101"},
+     {"name": "GLOBEX", "phone": "+1 415 555 0101"}, True),
+    ("a typo in the name, same phone",
+     {"name": "Initech Systems", "phone": "+1 415 555 0102"},
+     {"name": "Intiech Systems", "phone": "+1 415 555 0102"}, True),
+    ("cross-system id: Stripe metadata names the Salesforce account",
+     {"source": "salesforce", "id": "001000000000001AAA", "name": "Hooli"},
+     {"source": "stripe", "id": "cus_1", "name": "Hooli XYZ Holdings",
+      "metadata.salesforce_account_id": "001000000000001"}, True),
+    ("HQ trap: a shared switchboard phone without name evidence",
+     {"name": "Vandelay Industries", "phone": "+1 415 555 0103"},
+     {"name": "Kramerica", "phone": "+1 415 555 0103"}, False),
+    ("subsidiary trap: the parent's domain, a clearly different name",
+     {"name": "Wayne Enterprises", "website": "wayne.com"},
+     {"name": "Gotham Shipping", "website": "wayne.com"}, False),
+    ("free-mail domains never identify an account",
+     {"name": "Alpha", "email": "a@gmail.com"}, {"name": "Beta", "email": "b@gmail.com"}, False),
+    ("same name, different registered domains",
+     {"name": "Nimbus", "website": "nimbus.io"}, {"name": "Nimbus", "website": "nimbus-rx.com"},
+     False),
+]
+
+CONTACT_CASES = [
+    ("email, case-insensitively",
+     {"email": "Jane.Doe@Acme.com", "first_name": "Jane", "last_name": "Doe"},
+     {"email": "jane.doe@acme.com", "first_name": "J", "last_name": "Doe"}, True),
+    ("a nickname, a free-mail address and the same phone",
+     {"email": "robert.smith@acme.com", "first_name": "Robert", "last_name": "Smith",
+      "phone": "+1 212 555 0100"},
+     {"email": "bob.smith77@gmail.com", "first_name": "Bob", "last_name": "Smith",
+      "phone": "+1 212 555 0100"}, True),
+    ("common name only: never merged on the name alone",
+     {"first_name": "John", "last_name": "Smith"}, {"first_name": "John", "last_name": "Smith"},
+     False),
+    ("a shared mailbox with two different people",
+     {"email": "james@acme.com", "first_name": "James", "last_name": "Smith"},
+     {"email": "james@acme.com", "first_name": "James", "last_name": "Brown"}, False),
+    ("two different work emails at two companies",
+     {"email": "jmartinez@northwind.com", "first_name": "Joe", "last_name": "Martinez"},
+     {"email": "jmartinez@contoso.com", "first_name": "Joseph", "last_name": "Martinez"}, False),
+    ("customer external id",
+     {"external_id": "42", "first_name": "Ann", "last_name": "Lee"},
+     {"external_id": "42", "first_name": "Anne", "last_name": "Li"}, True),
+]
+
+
+@pytest.mark.parametrize(("why", "a", "b", "same"), ACCOUNT_CASES,
+                         ids=[c[0] for c in ACCOUNT_CASES])
+def test_account_rules(why: str, a: dict[str, Any], b: dict[str, Any], same: bool) -> None:
+    assert _same("accounts", a, b) is same, why
+
+
+@pytest.mark.parametrize(("why", "a", "b", "same"), CONTACT_CASES,
+                         ids=[c[0] for c in CONTACT_CASES])
+def test_contact_rules(why: str, a: dict[str, Any], b: dict[str, Any], same: bool) -> None:
+    assert _same("contacts", a, b) is same, why
+
+
+def test_every_link_has_rule_score_and_evidence() -> None:
+    results = match_rows("accounts", [
+        {"name": "Acme Inc", "website": "acme.com"}, {"name": "Acme", "website": "www.acme.com"},
+        {"name": "Acme", "phone": "+14155550100"},
+        {"name": "ACME", "website": "acme.com", "phone": "+14155550100"}])
+    assert {r.rule for r in results} >= {"new", "domain"}
+    plan = resolve("accounts", [account_record(1, name="Acme", website="acme.com", phone=None),
+                                account_record(2, name="Acme Inc", website="acme.com",
+                                               phone=None)])
+    linked = [link for link in plan.links if link.rule == "domain"]
+    assert linked
+    assert all(link.evidence == {"domain": "acme.com"} for link in linked)
+    assert all(0.0 <= link.score <= 1.0 for link in plan.links)
+
+
+def test_subsidiary_sharing_the_parents_domain_goes_to_review() -> None:
+    parent = account_profile(10, name="Wayne Enterprises", domain="wayne.com", phone=None)
+    existing = Existing(profiles={10: parent}, by_key={"wayne.com": [10]})
+    plan = resolve("accounts", [
+        account_record(1, name="Gotham Shipping LLC", website="www.wayne.com", phone=None),
+        account_record(2, name="Wayne Enterprises, Inc.", website="wayne.com", phone=None)],
+        existing)
+    by_rid = {link.interaction_id: link for link in plan.links}
+    assert by_rid[2].entity == 10
+    assert by_rid[2].rule == "domain"
+    assert by_rid[1].entity != 10
+    reviews = {(r.interaction_id, r.candidate, r.rule) for r in plan.reviews}
+    assert (1, 10, "domain_name_mismatch") in reviews
+
+
+def test_subsidiary_finds_its_own_entity_next_to_the_parent() -> None:
+    parent = account_profile(10, name="Wayne Enterprises", domain="wayne.com", phone=None)
+    child = account_profile(11, name="Gotham Shipping", domain="wayne.com", phone=None)
+    existing = Existing(profiles={10: parent, 11: child}, by_key={"wayne.com": [10, 11]})
+    plan = resolve("accounts", [account_record(1, name="GOTHAM SHIPPING", website="wayne.com",
+                                               phone=None)], existing)
+    assert [(link.entity, link.rule) for link in plan.links] == [(11, "domain")]
+    assert not plan.merges
+
+
+def test_a_nameless_record_on_a_shared_domain_is_reviewed_not_guessed() -> None:
+    existing = Existing(
+        profiles={10: account_profile(10, name="Wayne Enterprises", domain="wayne.com",
+                                      phone=None),
+                  11: account_profile(11, name="Gotham Shipping", domain="wayne.com",
+                                      phone=None)},
+        by_key={"wayne.com": [10, 11]})
+    plan = resolve("accounts", [account_record(1, name=None, website="wayne.com", phone=None)],
+                   existing)
+    assert plan.links[0].rule == "new"
+    assert {r.candidate for r in plan.reviews} == {10, 11}
+
+
+def test_fuzzy_review_band_is_recorded_not_merged() -> None:
+    # Same name on two different registered domains: scored into the review band.
+    plan = resolve("accounts", [account_record(1, name="Nimbus", website="nimbus.io", phone=None),
+                                account_record(2, name="Nimbus", website="nimbus-rx.com",
+                                               phone=None)])
+    assert len(plan.new_entities) == 2
+    assert [r.rule for r in plan.reviews] == ["fuzzy_review"]
 
 
 def test_already_linked_records_keep_their_entity() -> None:
-    plan = match_accounts([AccountCandidate(1, "Acme", "acme.com", None, linked_account_id=5)],
-                          {"acme.com": 9})
+    existing = Existing(profiles={5: account_profile(5, name="Acme", domain="acme.com",
+                                                     phone=None)})
+    plan = resolve("accounts", [account_record(1, name="Acme", website="acme.com", phone=None,
+                                               linked=5)], existing)
     assert [(link.entity, link.rule) for link in plan.links] == [(5, "source_id")]
     assert not plan.new_entities
 
 
-def test_matching_is_independent_of_arrival_order() -> None:
-    cands = [AccountCandidate(i, f"n{i}", f"d{i % 7}.com", None) for i in range(50)]
-    first = match_accounts(cands, {"d3.com": 1})
-    shuffled = cands[:]
-    random.Random(4).shuffle(shuffled)
-    second = match_accounts(shuffled, {"d3.com": 1})
-    assert sorted((x.interaction_id, x.entity, x.rule) for x in first.links) == \
-        sorted((x.interaction_id, x.entity, x.rule) for x in second.links)
+def test_a_record_bridging_two_entities_merges_them_into_the_older() -> None:
+    existing = Existing(
+        profiles={5: account_profile(5, name="Acme", domain="acme.com", phone=None),
+                  9: account_profile(9, name="Acme Corp", domain=None, phone=None)},
+        by_key={"acme.com": [5]}, by_id={"id:salesforce:001A": 9})
+    plan = resolve("accounts", [account_record(1, name="Acme", website="acme.com", phone=None,
+                                               ids=("id:salesforce:001A",))], existing)
+    assert [(m.survivor, m.absorbed) for m in plan.merges] == [(5, (9,))]
+    assert plan.links[0].entity == 5
 
 
-def test_contacts_match_by_email_and_join_their_account() -> None:
-    cands = [
-        ContactCandidate(1, "jane@acme.com", "Jane", "Jane", "Doe", None,
-                         account_ref_account_id=10, email_domain="acme.com"),
-        ContactCandidate(2, "jane@acme.com", "Jane D", "Jane", "D", None),
-        ContactCandidate(3, "bob@globex.com", "Bob", "Bob", None, None, email_domain="globex.com"),
-        ContactCandidate(4, "old@acme.com", "Old", None, None, None, email_domain="acme.com"),
-    ]
-    plan = match_contacts(cands, {"old@acme.com": 50}, {"globex.com": 20, "acme.com": 10})
-    by_interaction = {link.interaction_id: link for link in plan.links}
-    assert by_interaction[1].entity == by_interaction[2].entity == "email:jane@acme.com"
-    assert by_interaction[4].entity == 50
-    assert by_interaction[4].rule == "email"
-    new = {e.key: e for e in plan.new_entities}
-    assert new["email:jane@acme.com"].account == 10
-    assert new["email:bob@globex.com"].account == 20  # through the work-email domain
-    assert plan.contact_accounts == {50: 10}
+def test_fuzzy_never_bridges_two_existing_entities() -> None:
+    incoming = account_record(1, name="Acme", website=None, phone="+1 415 555 0100")
+    existing = Existing(
+        profiles={5: account_profile(5, name="Acme", domain="acme.com", phone=incoming.phone),
+                  9: account_profile(9, name="Acme", domain="acme.de", phone=incoming.phone)},
+        by_block={k: [5, 9] for k in block_keys("accounts", incoming)})
+    plan = resolve("accounts", [incoming], existing)
+    assert not plan.merges
+    assert plan.links[0].entity in (5, 9)
+
+
+def test_survivorship_prefers_the_customers_source_priority_then_recency() -> None:
+    from datetime import UTC, datetime
+
+    old, new = datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+    recs = [account_record(1, name="Acme Inc.", website="acme.com", phone=None,
+                           source="salesforce", updated_at=old),
+            account_record(2, name="ACME, Inc", website="acme.com", phone="+14155550100",
+                           source="hubspot", updated_at=new)]
+    by_recency = resolve("accounts", recs)
+    assert by_recency.new_entities[0].values["name"] == "ACME, Inc"
+    ranked = resolve("accounts", recs, source_rank=lambda s: 0 if s == "salesforce" else 1)
+    values = ranked.new_entities[0].values
+    assert values["name"] == "Acme Inc."
+    assert values["phone"] == "+14155550100"  # filled from the next source
+
+
+def _partition(plan: Plan) -> set[frozenset[int]]:
+    groups: dict[str, set[int]] = defaultdict(set)
+    for link in plan.links:
+        groups[str(link.entity)].add(link.interaction_id)
+    return {frozenset(g) for g in groups.values()}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_partition_does_not_depend_on_arrival_order(seed: int) -> None:
+    from akita_pipelines.sandbox.world import World
+
+    world = World(5, n_companies=60)
+    recs = []
+    for provider in ("salesforce", "hubspot", "stripe"):
+        for c in world.view(provider).people:
+            recs.append(contact_record(len(recs), email=c.email, first_name=c.first_name,
+                                       last_name=c.last_name, phone=c.phone))
+    first = resolve("contacts", recs)
+    shuffled = recs[:]
+    random.Random(seed).shuffle(shuffled)
+    assert _partition(resolve("contacts", shuffled)) == _partition(first)
+
+
+@pytest.mark.parametrize(("fields", "kind", "expected"), [
+    ({"metadata": {"salesforce_account_id": "001000000000001AAA"}}, "accounts",
+     ("id:salesforce:001000000000001",)),
+    ({"hubspot_company_id": 77, "external_id": "X-1"}, "accounts",
+     ("ext:X-1", "id:hubspot:77")),
+    ({"salesforce_contact_id": "003A", "salesforce_account_id": "001B"}, "contacts",
+     ("id:salesforce:003A",)),
+    ({"hs_object_id": "5", "id": "9"}, "accounts", ()),
+])
+def test_cross_system_ids(fields: dict[str, Any], kind: str, expected: tuple[str, ...]) -> None:
+    assert cross_ids(kind, fields) == expected
+
+
+def test_account_ids_of_a_contact_or_ticket() -> None:
+    assert account_ids({"salesforce_account_id": "001B", "salesforce_contact_id": "003A"}) == \
+        ("id:salesforce:001B",)
+    assert own_id("salesforce", "001000000000001AAA") == "id:salesforce:001000000000001"
+
+
+def test_column_mapping_is_validated() -> None:
+    assert parse_columns("name=Company, phone=Tel", "accounts") == {"name": "Company",
+                                                                    "phone": "Tel"}
+    with pytest.raises(ValueError, match="unknown attribute"):
+        parse_columns("colour=x", "accounts")
+    with pytest.raises(ValueError, match="attribute=column"):
+        parse_columns("name", "accounts")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 14:34:40.540654
+Create Date: 2026-11-24 16:21:32.521866
 """
 from alembic import op
 import sqlalchemy as sa
@@ -30,13 +30,35 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=500), nullable=True),
     sa.Column('domain', sa.String(length=255), nullable=True),
     sa.Column('phone', sa.String(length=64), nullable=True),
+    sa.Column('source', sa.String(length=50), nullable=True),
+    sa.Column('source_updated_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('merged_into', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_accounts_customer_id_customers')),
+    sa.ForeignKeyConstraint(['merged_into'], ['accounts.id'], name=op.f('fk_accounts_merged_into_accounts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts'))
     )
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.create_index('ix_accounts_customer_domain', ['customer_id', 'domain'], unique=False)
+
+    op.create_table('entity_merges',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('customer_id', sa.String(length=100), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('survivor_id', sa.BigInteger(), nullable=False),
+    sa.Column('absorbed_id', sa.BigInteger(), nullable=False),
+    sa.Column('interaction_ids', sa.JSON(), nullable=False),
+    sa.Column('contact_ids', sa.JSON(), nullable=False),
+    sa.Column('keys', sa.JSON(), nullable=False),
+    sa.Column('evidence', sa.JSON(), nullable=False),
+    sa.Column('merged_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('unmerged_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_entity_merges_customer_id_customers')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_entity_merges'))
+    )
+    with op.batch_alter_table('entity_merges', schema=None) as batch_op:
+        batch_op.create_index('ix_entity_merges_customer', ['customer_id', 'kind'], unique=False)
 
     op.create_table('integrations',
     sa.Column('id', sa.String(length=200), nullable=False),
@@ -54,6 +76,17 @@ def upgrade() -> None:
     with op.batch_alter_table('integrations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_integrations_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_integrations_provider'), ['provider'], unique=False)
+
+    op.create_table('match_keys',
+    sa.Column('customer_id', sa.String(length=100), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('key', sa.String(length=400), nullable=False),
+    sa.Column('entity_id', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_match_keys_customer_id_customers')),
+    sa.PrimaryKeyConstraint('customer_id', 'kind', 'key', 'entity_id', name=op.f('pk_match_keys'))
+    )
+    with op.batch_alter_table('match_keys', schema=None) as batch_op:
+        batch_op.create_index('ix_match_keys_entity', ['kind', 'entity_id'], unique=False)
 
     op.create_table('alerts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -81,10 +114,14 @@ def upgrade() -> None:
     sa.Column('first_name', sa.String(length=200), nullable=True),
     sa.Column('last_name', sa.String(length=200), nullable=True),
     sa.Column('phone', sa.String(length=64), nullable=True),
+    sa.Column('source', sa.String(length=50), nullable=True),
+    sa.Column('source_updated_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('merged_into', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_contacts_account_id_accounts')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_contacts_customer_id_customers')),
+    sa.ForeignKeyConstraint(['merged_into'], ['contacts.id'], name=op.f('fk_contacts_merged_into_contacts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contacts'))
     )
     with op.batch_alter_table('contacts', schema=None) as batch_op:
@@ -187,6 +224,26 @@ def upgrade() -> None:
     with op.batch_alter_table('contact_links', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contact_links_contact_id'), ['contact_id'], unique=False)
 
+    op.create_table('match_reviews',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('customer_id', sa.String(length=100), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('interaction_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('entity_id', sa.BigInteger(), nullable=True),
+    sa.Column('candidate_id', sa.BigInteger(), nullable=False),
+    sa.Column('rule', sa.String(length=50), nullable=False),
+    sa.Column('score', sa.Float(), nullable=False),
+    sa.Column('evidence', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_match_reviews_customer_id_customers')),
+    sa.ForeignKeyConstraint(['interaction_id'], ['interactions.id'], name=op.f('fk_match_reviews_interaction_id_interactions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_match_reviews')),
+    sa.UniqueConstraint('kind', 'interaction_id', 'candidate_id', name=op.f('uq_match_reviews_kind_interaction_id_candidate_id'))
+    )
+    with op.batch_alter_table('match_reviews', schema=None) as batch_op:
+        batch_op.create_index('ix_match_reviews_customer_status', ['customer_id', 'status'], unique=False)
+
     op.create_table('quarantine',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('integration_object_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -253,6 +310,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_quarantine_integration_object_id'))
 
     op.drop_table('quarantine')
+    with op.batch_alter_table('match_reviews', schema=None) as batch_op:
+        batch_op.drop_index('ix_match_reviews_customer_status')
+
+    op.drop_table('match_reviews')
     with op.batch_alter_table('contact_links', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contact_links_contact_id'))
 
@@ -281,11 +342,19 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_alerts_incident_key'))
 
     op.drop_table('alerts')
+    with op.batch_alter_table('match_keys', schema=None) as batch_op:
+        batch_op.drop_index('ix_match_keys_entity')
+
+    op.drop_table('match_keys')
     with op.batch_alter_table('integrations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_integrations_provider'))
         batch_op.drop_index(batch_op.f('ix_integrations_customer_id'))
 
     op.drop_table('integrations')
+    with op.batch_alter_table('entity_merges', schema=None) as batch_op:
+        batch_op.drop_index('ix_entity_merges_customer')
+
+    op.drop_table('entity_merges')
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.drop_index('ix_accounts_customer_domain')
 

@@ -1,0 +1,752 @@
+"""Tiered entity resolution: one customer's incoming records → existing or new entities.
+
+The tiers, strongest first (a record is compared by a weaker tier only when the stronger ones
+found nothing for it):
+
+1. **ids** — the record's own source id, cross-system ids (a Salesforce Account Id kept in a
+   Stripe customer's metadata) and the customer's own external ids. A record already linked to an
+   entity keeps it (``source_id``).
+2. **key** — the normalised email of a contact, the registered non-free-mail domain of an
+   account; but only between records whose names do not clearly differ. A subsidiary sharing its
+   parent's domain, or two people sharing a mailbox, end up in the review band instead.
+3. **fuzzy** — a weighted comparison of name, domain, phone, address (and birth date for people)
+   within blocks; a shared switchboard phone or address never merges without name evidence.
+4. **review** — a candidate between the review and the accept threshold is recorded, not merged.
+
+Everything here is a pure function: the caller gathers the existing entities that share a key
+with the batch into an :class:`Existing` index and applies the returned :class:`Plan`. Decisions
+are pairwise and applied best-first with content tie-breaks, so the partition of records into
+entities does not depend on arrival order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any, Literal
+
+Kind = Literal["accounts", "contacts"]
+#: An entity is either an existing id or the key of an entity the plan creates.
+EntityRef = int | str
+
+#: A record joined a block larger than this is compared with no one in it: the key is too
+#: common to be evidence (a "smith" block) and the cost grows with its square.
+MAX_BLOCK = 100
+
+
+@dataclass(frozen=True)
+class Record:
+    """One incoming record, already normalised (see :mod:`akita_pipelines.processing.features`)."""
+
+    rid: int
+    ids: tuple[str, ...] = ()  # tier-1 identifier keys ("id:salesforce:001…", "ext:42")
+    key: str | None = None  # tier-2 key: normalised email (contacts) or registered domain
+    name: str | None = None  # normalised company name, or the person's normalised full name
+    first: str | None = None
+    last: str | None = None
+    first_variants: frozenset[str] = frozenset()
+    domain: str | None = None  # accounts: registered domain; contacts: work-email domain
+    phone: str | None = None  # E.164
+    address: str | None = None
+    birth_date: str | None = None
+    linked: int | None = None  # the entity this record is linked to already
+    account: EntityRef | None = None  # contacts: the account their source names
+    company: str | None = None  # contacts: normalised company name, or "#<account id>"
+    source: str = ""
+    updated_at: datetime | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)  # golden-record candidate values
+
+    def sort_key(self) -> tuple[str, str, str, int]:
+        """Content first, so best-first decisions do not depend on arrival order."""
+        return (self.key or "", self.name or "", ",".join(self.ids), self.rid)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """An existing entity as the matcher sees it (its golden record, normalised)."""
+
+    entity_id: int
+    key: str | None = None
+    name: str | None = None
+    first: str | None = None
+    last: str | None = None
+    first_variants: frozenset[str] = frozenset()
+    domain: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    birth_date: str | None = None
+    company: str | None = None
+    source_rank: int = 1_000
+    updated_at: datetime | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)  # the golden values as stored
+
+
+@dataclass
+class Existing:
+    """The customer's entities that share an id, key or block key with the batch."""
+
+    profiles: dict[int, Profile] = field(default_factory=dict)
+    by_id: dict[str, int] = field(default_factory=dict)
+    by_key: dict[str, list[int]] = field(default_factory=dict)
+    by_block: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Link:
+    interaction_id: int
+    entity: EntityRef
+    rule: str
+    score: float = 1.0
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewEntity:
+    key: str
+    values: Mapping[str, Any]
+    account: EntityRef | None = None  # contacts: the account they belong to
+
+
+@dataclass(frozen=True)
+class Review:
+    """A candidate pair in the review band: recorded, not merged."""
+
+    interaction_id: int
+    candidate: EntityRef
+    rule: str
+    score: float
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """Existing entities bridged by a record: ``absorbed`` move into ``survivor``."""
+
+    survivor: int
+    absorbed: tuple[int, ...]
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    links: list[Link] = field(default_factory=list)
+    new_entities: list[NewEntity] = field(default_factory=list)
+    reviews: list[Review] = field(default_factory=list)
+    merges: list[Merge] = field(default_factory=list)
+    #: existing entity → golden-record values an incoming record outranks it with
+    updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: existing contact → the account it should now point to (when it has none)
+    contact_accounts: dict[int, EntityRef] = field(default_factory=dict)
+    #: (entity, key) pairs to index for later batches
+    new_keys: set[tuple[EntityRef, str]] = field(default_factory=set)
+
+    def count(self, rule: str) -> int:
+        return sum(1 for link in self.links if link.rule == rule)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Fuzzy score thresholds (log-odds-like weight sums): accept ≥ ``accept``, review band
+    between ``review`` and ``accept``."""
+
+    accept: float
+    review: float
+
+
+DEFAULT_THRESHOLDS: Mapping[str, Thresholds] = {
+    "accounts": Thresholds(accept=5.0, review=2.0),
+    "contacts": Thresholds(accept=7.0, review=3.0),
+}
+
+
+# ---------------------------------------------------------------- comparisons
+
+
+@cache
+def _jw() -> Callable[..., float]:
+    from rapidfuzz.distance import JaroWinkler
+
+    return JaroWinkler.normalized_similarity
+
+
+def name_similarity(a: str | None, b: str | None) -> float | None:
+    """Similarity of two normalised company names in [0, 1] (None when one is missing):
+    the better of the plain and token-sorted ratios, so word order and typos cost little."""
+    if not a or not b:
+        return None
+    if a == b:
+        return 1.0
+    from rapidfuzz.fuzz import ratio, token_sort_ratio
+
+    return max(ratio(a, b), token_sort_ratio(a, b)) / 100.0
+
+
+def names_conflict(kind: Kind, a: Record | Profile, b: Record | Profile) -> bool:
+    """Whether two records sharing a tier-2 key clearly name different things."""
+    if kind == "accounts":
+        sim = name_similarity(a.name, b.name)
+        return sim is not None and sim < 0.8
+    if a.last and b.last and a.last != b.last and _jw()(a.last, b.last) < 0.85:
+        return True
+    return bool(a.first and b.first and not _first_compatible(a, b))
+
+
+def _first_compatible(a: Record | Profile, b: Record | Profile) -> bool:
+    assert a.first
+    assert b.first
+    if a.first == b.first or (a.first_variants & b.first_variants):
+        return True
+    if len(a.first) == 1 or len(b.first) == 1:  # an initial
+        return a.first[0] == b.first[0]
+    return _jw()(a.first, b.first) >= 0.88
+
+
+@dataclass(frozen=True)
+class Score:
+    total: float
+    evidence: Mapping[str, Any]
+    name_evidence: bool
+
+    @property
+    def probability(self) -> float:
+        """The weight sum squashed into (0, 1) for storage and display."""
+        return round(1.0 / (1.0 + math.exp(-(self.total - 4.0))), 4)
+
+
+def score_pair(kind: Kind, a: Record | Profile, b: Record | Profile) -> Score:
+    """Fellegi-Sunter-style weight sum over the fields both records have."""
+    ev: dict[str, Any] = {}
+    total = 0.0
+    if kind == "accounts":
+        sim = name_similarity(a.name, b.name)
+        name_ok = sim is not None and sim >= 0.88
+        if sim is not None:
+            ev["name"] = round(sim, 3)
+            total += 6.0 if sim == 1.0 else 4.0 if sim >= 0.92 else 2.0 if sim >= 0.88 \
+                else -1.0 if sim >= 0.7 else -6.0
+        if a.domain and b.domain:
+            same = a.domain == b.domain
+            ev["domain"] = same
+            total += 4.0 if same else -4.0
+        if a.phone and b.phone:
+            same = a.phone == b.phone
+            ev["phone"] = same
+            total += 1.5 if same else -0.5
+        total += _address(a, b, ev, 2.0)
+        return Score(total, ev, name_ok)
+    jw = _jw()
+    last_ok = first_ok = False
+    if a.first and a.last and b.first and b.last and a.last != b.last and \
+            jw(a.first, b.last) >= 0.9 and jw(a.last, b.first) >= 0.9:
+        ev["swapped_names"] = True  # first and last name entered the other way round
+        total += 6.0
+        last_ok = first_ok = True
+    elif a.last and b.last:
+        s = 1.0 if a.last == b.last else jw(a.last, b.last)
+        ev["last"] = round(s, 3)
+        last_ok = s >= 0.9
+        total += 4.0 if s == 1.0 else 2.5 if s >= 0.94 else 1.0 if s >= 0.9 else -3.0
+    if a.first and b.first and "swapped_names" not in ev:
+        first_ok = _first_compatible(a, b)
+        exact = a.first == b.first or bool(a.first_variants & b.first_variants)
+        ev["first"] = "same" if exact else "similar" if first_ok else "different"
+        total += 3.0 if exact else 1.5 if first_ok else -3.0
+    if not last_ok and not first_ok and a.first and a.last and b.first and b.last and \
+            (jw(a.first, b.last) >= 0.94 or jw(a.last, b.first) >= 0.94):
+        ev["crossed_name"] = True  # one name keyed into the other field
+        total += 5.0
+        first_ok = True
+    if a.key and b.key:
+        same = a.key == b.key
+        ev["email"] = same
+        # Two different work emails: most likely two people; a free-mail address says little.
+        total += 8.0 if same else -4.0 if a.domain and b.domain else -1.0
+    if a.phone and b.phone:
+        same = a.phone == b.phone
+        ev["phone"] = same
+        total += 5.0 if same else -2.5  # a person's direct line differs: likely two people
+    if a.birth_date and b.birth_date:
+        same = a.birth_date == b.birth_date
+        if same:
+            total += 5.0
+        else:
+            diff = sum(x != y for x, y in zip(a.birth_date, b.birth_date, strict=False))
+            total += 1.0 if diff <= 1 and len(a.birth_date) == len(b.birth_date) else -3.0
+        ev["birth_date"] = same
+    if a.domain and b.domain:
+        same = a.domain == b.domain
+        ev["company_domain"] = same
+        total += 1.5 if same else -3.0
+    if a.company and b.company and (a.company[0] == "#") == (b.company[0] == "#"):
+        # "#<id>" is a matched Account: compared exactly; names are compared fuzzily.
+        sim = float(a.company == b.company) if a.company[0] == "#" else \
+            name_similarity(a.company, b.company) or 0.0
+        ev["company"] = sim >= 0.9
+        total += 2.0 if sim >= 0.9 else -2.0 if sim < 0.7 else 0.0
+    total += _address(a, b, ev, 3.0)
+    total += _external_ids(a, b, ev)
+    # Common names repeat within a customer: a person needs one agreement beyond the name.
+    agreements = sum(ev.get(k) is True for k in ("email", "phone", "birth_date",
+                                                  "company_domain", "company", "external_id"))
+    agreements += ev.get("address", 0.0) >= 0.9
+    # Or one of the two names (a nickname, a data-entry slip) with two other agreements, or
+    # three agreements beyond the name (birth date, address and an id a keystroke apart).
+    name_evidence = (last_ok and first_ok and agreements >= 1) or \
+        ((last_ok or first_ok) and agreements >= 2) or agreements >= 3
+    return Score(total, ev, name_evidence)
+
+
+def _external_ids(a: Record | Profile, b: Record | Profile, ev: dict[str, Any]) -> float:
+    """Customer external ids that differ by one keying slip (tier 1 took the exact ones)."""
+    ext_a = [i for i in getattr(a, "ids", ()) if i.startswith("ext:")]
+    ext_b = [i for i in getattr(b, "ids", ()) if i.startswith("ext:")]
+    if not ext_a or not ext_b:
+        return 0.0
+    from rapidfuzz.distance import DamerauLevenshtein
+
+    near = min(DamerauLevenshtein.distance(x, y) for x in ext_a for y in ext_b) <= 1
+    ev["external_id"] = near
+    return 3.0 if near else -1.0
+
+
+def _address(a: Record | Profile, b: Record | Profile, ev: dict[str, Any],
+             weight: float) -> float:
+    if not a.address or not b.address:
+        return 0.0
+    from rapidfuzz.fuzz import ratio, token_set_ratio
+
+    # Token sets forgive word order; the compact ratio forgives a split word ("h ouse").
+    sim = max(token_set_ratio(a.address, b.address),
+              ratio(a.address.replace(" ", ""), b.address.replace(" ", ""))) / 100.0
+    ev["address"] = round(sim, 3)
+    return weight if sim >= 0.9 else weight / 3 if sim >= 0.75 else -1.0
+
+
+# ---------------------------------------------------------------- blocking
+
+
+def block_keys(kind: Kind, r: Record | Profile) -> set[str]:
+    """Keys under which a record is compared with others in tier 3. Several passes, so one
+    typo does not hide a pair: transposition-proof anagram keys, phone, domain label."""
+    keys: set[str] = set()
+    if kind == "accounts":
+        if r.name:
+            compact = r.name.replace(" ", "")
+            first = r.name.split()[0]
+            if len(first) >= 3:
+                keys.add("b:a:" + "".join(sorted(first)))
+            if len(compact) >= 4:
+                keys.add("b:p:" + compact[:4])
+        if r.phone:
+            keys.add("b:ph:" + r.phone)
+        if r.domain:
+            keys.add("b:dl:" + r.domain.split(".")[0])
+        return keys
+    if r.last:
+        keys.add("b:l:" + r.last + "|" + min(r.first_variants or {r.first or ""})[:1])
+        keys.add("b:la:" + "".join(sorted(r.last)) + "|" + (r.birth_date or "")[:4])
+    if r.first and r.birth_date:
+        keys.add("b:fb:" + r.first + "|" + r.birth_date)
+    if r.birth_date:
+        keys.add("b:bd:" + r.birth_date)
+    if r.address:
+        keys.add("b:ad:" + " ".join(r.address.split()[:2]))
+    for ext in r.ids if isinstance(r, Record) else ():
+        if ext.startswith("ext:"):
+            keys.add("b:x:" + ext[:8])
+    if r.phone:
+        keys.add("b:ph:" + r.phone)
+    if r.key:
+        keys.add("b:el:" + r.key.split("@")[0])
+    if r.last and r.company:
+        keys.add("b:lc:" + r.last + "|" + r.company)
+    return keys
+
+
+# ---------------------------------------------------------------- union-find
+
+
+class _Clusters:
+    """Union-find over records ("r", rid) and existing entities ("e", id).
+
+    Each cluster carries the existing entities it holds and its *anchors*: the strong keys (a
+    work email, a company domain) its records and entities have. A fuzzy union never joins two
+    existing entities, nor two clusters whose anchors differ: that would let a weak tier bridge
+    what the strong tiers kept apart.
+    """
+
+    def __init__(self, entity_anchor: Callable[[int], str | None] = lambda _e: None) -> None:
+        self.parent: dict[tuple[str, int], tuple[str, int]] = {}
+        self.entities: dict[tuple[str, int], set[int]] = {}
+        self.anchors: dict[tuple[str, int], set[str]] = {}
+        self.entity_anchor = entity_anchor
+
+    def add(self, node: tuple[str, int], anchor: str | None = None) -> None:
+        if node not in self.parent:
+            self.parent[node] = node
+            self.entities[node] = {node[1]} if node[0] == "e" else set()
+            self.anchors[node] = set()
+            if node[0] == "e":
+                anchor = anchor or self.entity_anchor(node[1])
+        if anchor:
+            self.anchors[self.find(node)].add(anchor)
+
+    def find(self, node: tuple[str, int]) -> tuple[str, int]:
+        self.add(node)
+        root = node
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[node] != root:
+            self.parent[node], node = root, self.parent[node]
+        return root
+
+    def union(self, a: tuple[str, int], b: tuple[str, int], *, bridge: bool = True) -> bool:
+        """Join two clusters; with ``bridge=False`` refuse when their anchors differ."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return True
+        if not bridge and ((self.entities[ra] and self.entities[rb]) or (
+                self.anchors[ra] and self.anchors[rb]
+                and not (self.anchors[ra] & self.anchors[rb]))):
+            return False
+        if rb < ra:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.entities[ra] |= self.entities.pop(rb)
+        self.anchors[ra] |= self.anchors.pop(rb)
+        return True
+
+
+# ---------------------------------------------------------------- the planner
+
+
+@dataclass
+class _Why:
+    rule: str = "new"
+    score: float = 1.0
+    evidence: dict[str, Any] = field(default_factory=dict)
+    strength: int = 0  # 3 ids, 2 key, 1 fuzzy
+
+
+def resolve(kind: Kind, records: Iterable[Record], existing: Existing | None = None, *,
+            thresholds: Thresholds | None = None,
+            source_rank: Callable[[str], int] | None = None) -> Plan:
+    """Plan the entity of every record: link to an existing entity, merge, or create.
+
+    Args:
+        kind: "accounts" or "contacts".
+        records: the batch, normalised; one customer only.
+        existing: the customer's entities that share an id, key or block key with the batch.
+        thresholds: fuzzy accept / review thresholds (tier 3).
+        source_rank: survivorship: lower ranks win the golden record (default: all equal,
+            most recent wins).
+    """
+    existing = existing or Existing()
+    th = thresholds or DEFAULT_THRESHOLDS[kind]
+    rank = source_rank or (lambda _source: 1_000)
+    plan = Plan()
+    recs = _direct_links(kind, sorted(records, key=Record.sort_key), existing, rank, plan)
+    def entity_anchor(entity_id: int) -> str | None:
+        p = existing.profiles.get(entity_id)
+        strong = p is not None and p.key and (kind == "accounts" or p.domain)
+        return f"k:{p.key}" if strong and p is not None else None
+
+    uf = _Clusters(entity_anchor)
+    why: dict[int, _Why] = {r.rid: _Why() for r in recs}
+
+    def note(rid: int, rule: str, strength: int, score: float = 1.0,
+             evidence: Mapping[str, Any] | None = None) -> None:
+        current = why[rid]
+        if strength > current.strength or (strength == current.strength
+                                           and current.rule == "new"):
+            why[rid] = _Why(rule, score, dict(evidence or {}), strength)
+
+    for r in recs:
+        strong = r.key if r.key and (kind == "accounts" or r.domain) else None
+        uf.add(("r", r.rid), f"k:{strong}" if strong else None)
+
+    # Tier 1: stickiness, ids shared with existing entities or with other records.
+    holders: dict[str, list[int]] = defaultdict(list)
+    for r in recs:
+        if r.linked is not None and r.linked in existing.profiles:
+            uf.union(("r", r.rid), ("e", r.linked))
+            note(r.rid, "source_id", 3)
+        for key in r.ids:
+            holders[key].append(r.rid)
+            hit = existing.by_id.get(key)
+            if hit is not None and hit in existing.profiles:
+                uf.union(("r", r.rid), ("e", hit))
+                if hit != r.linked:
+                    note(r.rid, "id", 3, evidence={"id": key})
+    for key, rids in sorted(holders.items()):
+        for rid in rids[1:]:
+            uf.union(("r", rids[0]), ("r", rid))
+            note(rid, "id", 3, evidence={"id": key})
+            note(rids[0], "id", 3, evidence={"id": key})
+
+    # Tier 2: shared email / domain, unless the names clearly differ.
+    by_key: dict[str, list[Record]] = defaultdict(list)
+    for r in recs:
+        if r.key:
+            by_key[r.key].append(r)
+    rule2 = "email" if kind == "contacts" else "domain"
+    for key, group in sorted(by_key.items()):
+        _tier2(kind, key, group, [existing.profiles[e] for e in existing.by_key.get(key, ())
+                                  if e in existing.profiles], uf, note, plan, rule2)
+
+    # Tier 3: records whose cluster holds no existing entity and that no tier-2 key joined.
+    def unresolved(r: Record) -> bool:
+        return not uf.entities[uf.find(("r", r.rid))] and why[r.rid].strength < 2
+
+    pending = [r for r in recs if unresolved(r)]
+    if pending:
+        _tier3(kind, pending, recs, existing, uf, note, plan, th, unresolved)
+
+    # Clusters → links, merges, new entities.
+    clusters: dict[tuple[str, int], list[Record]] = defaultdict(list)
+    for r in recs:
+        clusters[uf.find(("r", r.rid))].append(r)
+    for root, members in sorted(clusters.items(), key=lambda kv: kv[1][0].sort_key()):
+        held = sorted(uf.entities[root])
+        entity: EntityRef
+        founder: Record | None = None
+        if held:
+            entity = held[0]
+            if len(held) > 1:
+                plan.merges.append(Merge(entity, tuple(held[1:]), {
+                    "bridged_by": sorted(m.rid for m in members if why[m.rid].strength >= 2)}))
+            update = _survive(members, rank, existing.profiles[entity])
+            if update:
+                plan.updates[entity] = update
+        else:
+            # The founder: the record with the most identifying content (a key, ids).
+            founder = min(members, key=lambda m: (m.key is None, not m.ids, m.sort_key()))
+            entity = f"new:{founder.rid}"
+            plan.new_entities.append(NewEntity(entity, _survive(members, rank, None),
+                                               _account_of(members, rank)))
+        for m in members:
+            w = why[m.rid]
+            if not held and m is founder:
+                plan.links.append(Link(m.rid, entity, "new", 1.0, w.evidence))
+            else:
+                plan.links.append(Link(m.rid, entity, w.rule, w.score, w.evidence))
+            for k in (m.key, *m.ids):
+                if k:
+                    plan.new_keys.add((entity, ("k:" if k == m.key else "") + k))
+            if not held or w.strength != 2:  # a key match is indexed under its key already
+                for k in block_keys(kind, m):
+                    plan.new_keys.add((entity, k))
+        if kind == "contacts" and held:
+            account = _account_of(members, rank)
+            if account is not None:
+                plan.contact_accounts[held[0]] = account
+    return plan
+
+
+def _direct_links(kind: Kind, recs: list[Record], existing: Existing,
+                  rank: Callable[[str], int], plan: Plan) -> list[Record]:
+    """The common case without clustering: a record whose key (and ids) no other record of
+    the batch shares, naming exactly one existing entity it agrees with. Returns the rest.
+
+    Decided from the record and the existing entity alone, so order-independent like the rest.
+    """
+    if not existing.by_key:
+        return recs
+    key_count: dict[str, int] = defaultdict(int)
+    id_count: dict[str, int] = defaultdict(int)
+    for r in recs:
+        if r.key:
+            key_count[r.key] += 1
+        for k in r.ids:
+            id_count[k] += 1
+    rule = "email" if kind == "contacts" else "domain"
+    rest: list[Record] = []
+    for r in recs:
+        entities = existing.by_key.get(r.key) if r.key else None
+        profile = existing.profiles.get(entities[0]) if entities and len(entities) == 1 \
+            else None
+        if profile is None or key_count[r.key or ""] > 1 or \
+                any(id_count[k] > 1 for k in r.ids) or \
+                r.linked not in (None, profile.entity_id) or \
+                any(existing.by_id.get(k, profile.entity_id) != profile.entity_id
+                    for k in r.ids) or \
+                (_has_name(kind, r) and _has_name(kind, profile)
+                 and names_conflict(kind, r, profile)):
+            rest.append(r)
+            continue
+        entity = profile.entity_id
+        if r.linked == entity:
+            plan.links.append(Link(r.rid, entity, "source_id"))
+        else:
+            plan.links.append(Link(r.rid, entity, rule, 1.0, {rule: r.key}))
+        for k in r.ids:
+            if k not in existing.by_id:
+                plan.new_keys.add((entity, k))
+        update = _survive([r], rank, profile)
+        if update:
+            plan.updates[entity] = update
+        if kind == "contacts" and r.account is not None:
+            plan.contact_accounts[entity] = r.account
+    return rest
+
+
+def _tier2(kind: Kind, key: str, group: Sequence[Record], profiles: Sequence[Profile],
+           uf: _Clusters, note: Callable[..., None], plan: Plan, rule: str) -> None:
+    named = [r for r in group if _has_name(kind, r)]
+    anonymous = [r for r in group if not _has_name(kind, r)]
+    # Named records join each other and the existing entities their names agree with.
+    apart: list[tuple[Record, Record]] = []
+    for i, a in enumerate(named):
+        for b in named[i + 1:]:
+            if not names_conflict(kind, a, b):
+                uf.union(("r", a.rid), ("r", b.rid))
+                note(b.rid, rule, 2, evidence={rule: key})
+                note(a.rid, rule, 2, evidence={rule: key})
+            else:
+                apart.append((a, b))
+    for r in named:
+        for p in profiles:
+            if _has_name(kind, p) and names_conflict(kind, r, p):
+                continue
+            uf.union(("r", r.rid), ("e", p.entity_id))
+            note(r.rid, rule, 2, evidence={rule: key})
+    # Records without a name join the key's one cluster; when it has several, they go to review.
+    roots = {uf.find(("r", r.rid)) for r in named}
+    roots |= {uf.find(("e", p.entity_id)) for p in profiles}
+    for r in anonymous:
+        if len(roots) <= 1:
+            for other in named:
+                uf.union(("r", r.rid), ("r", other.rid))
+            for p in profiles:
+                uf.union(("r", r.rid), ("e", p.entity_id))
+            for other in anonymous:
+                uf.union(("r", r.rid), ("r", other.rid))
+            note(r.rid, rule, 2, evidence={rule: key})
+        else:
+            for p in profiles:
+                plan.reviews.append(Review(r.rid, p.entity_id, f"{rule}_ambiguous", 0.5,
+                                           {rule: key}))
+    # Records left apart from a record or an entity that shares their key: the review band.
+    reviewed: set[tuple[tuple[str, int], tuple[str, int]]] = set()
+    for a, b in apart:
+        pair = (uf.find(("r", a.rid)), uf.find(("r", b.rid)))
+        if pair[0] != pair[1] and pair not in reviewed:
+            reviewed.add(pair)
+            sim = name_similarity(a.name, b.name) if kind == "accounts" else None
+            plan.reviews.append(Review(b.rid, f"record:{a.rid}", f"{rule}_name_mismatch",
+                                       round(sim, 3) if sim is not None else 0.5,
+                                       {rule: key, "name": b.name, "candidate": a.name}))
+    for r in named:
+        root = uf.find(("r", r.rid))
+        for p in profiles:
+            if uf.find(("e", p.entity_id)) != root:
+                sim = name_similarity(r.name, p.name) if kind == "accounts" else None
+                plan.reviews.append(Review(r.rid, p.entity_id, f"{rule}_name_mismatch",
+                                           round(sim, 3) if sim is not None else 0.5,
+                                           {rule: key, "name": r.name, "candidate": p.name}))
+
+
+def _has_name(kind: Kind, r: Record | Profile) -> bool:
+    return bool(r.name) if kind == "accounts" else bool(r.last or r.first)
+
+
+def _tier3(kind: Kind, pending: Sequence[Record], recs: Sequence[Record], existing: Existing,
+           uf: _Clusters, note: Callable[..., None], plan: Plan, th: Thresholds,
+           unresolved: Callable[[Record], bool]) -> None:
+    pending_ids = {r.rid for r in pending}
+    blocks: dict[str, list[Record]] = defaultdict(list)
+    for r in recs:
+        for k in block_keys(kind, r):
+            blocks[k].append(r)
+    pairs: dict[tuple[int, tuple[str, int]], tuple[Score, Record]] = {}
+    for r in pending:
+        seen: set[tuple[str, int]] = set()
+        for k in sorted(block_keys(kind, r)):
+            ents = existing.by_block.get(k, ())
+            if len(ents) <= MAX_BLOCK:
+                for e in ents:
+                    if ("e", e) not in seen and e in existing.profiles:
+                        seen.add(("e", e))
+                        if r.key and existing.profiles[e].key == r.key:
+                            continue  # tier 2 kept them apart on purpose
+                        pairs[(r.rid, ("e", e))] = (score_pair(kind, r, existing.profiles[e]), r)
+            others = blocks.get(k, ())
+            if len(others) <= MAX_BLOCK:
+                for o in others:
+                    node = ("r", o.rid)
+                    if o.rid == r.rid or node in seen:
+                        continue
+                    if o.rid in pending_ids and o.rid < r.rid:
+                        continue  # each pending pair once
+                    seen.add(node)
+                    if r.key and o.key == r.key:
+                        continue
+                    pairs[(r.rid, node)] = (score_pair(kind, r, o), r)
+    ranked = sorted(pairs.items(), key=lambda kv: (-kv[1][0].total, kv[1][1].sort_key(),
+                                                   kv[0][1]))
+    reviewed: set[int] = set()
+    for (rid, node), (score, r) in ranked:
+        if score.total >= th.accept and score.name_evidence:
+            if uf.union(("r", rid), node, bridge=False):
+                note(rid, "fuzzy", 1, score.probability, score.evidence)
+                if node[0] == "r":
+                    note(node[1], "fuzzy", 1, score.probability, score.evidence)
+        elif score.total >= th.review and rid not in reviewed and unresolved(r):
+            reviewed.add(rid)
+            target = node[1] if node[0] == "e" else f"record:{node[1]}"
+            plan.reviews.append(Review(rid, target, "fuzzy_review", score.probability,
+                                       score.evidence))
+
+
+# ---------------------------------------------------------------- survivorship
+
+
+def _best_first(members: Sequence[Record], rank: Callable[[str], int]) -> list[Record]:
+    return sorted(members, key=lambda m: (rank(m.source), -(m.updated_at.timestamp()
+                                                            if m.updated_at else 0.0),
+                                          m.sort_key()))
+
+
+def _survive(members: Sequence[Record], rank: Callable[[str], int],
+             current: Profile | None) -> dict[str, Any]:
+    """Golden-record values: per field, the best-ranked source's, then the most recent.
+
+    For an existing entity, only what an incoming record outranks it with (or fills in).
+    """
+    ordered = _best_first(members, rank)
+    values: dict[str, Any] = {}
+    for m in ordered:
+        for name, value in m.values.items():
+            if value not in (None, "") and values.get(name) is None:
+                values[name] = value
+            values.setdefault(name, None)
+    if not ordered:
+        return values
+    best = ordered[0]
+    values["source"] = best.source
+    values["source_updated_at"] = best.updated_at
+    if current is None:
+        return values
+    best_key = (rank(best.source), -(best.updated_at.timestamp() if best.updated_at else 0.0))
+    cur_key = (current.source_rank, -(current.updated_at.timestamp()
+                                      if current.updated_at else 0.0))
+    golden = {k: v for k, v in values.items()
+              if v is not None and k not in ("source", "source_updated_at")}
+    if best_key >= cur_key:  # the entity's source wins: only fill what it lacks
+        return {k: v for k, v in golden.items() if current.values.get(k) is None}
+    changed = {k: v for k, v in golden.items() if current.values.get(k) != v}
+    if not changed:
+        return {}  # nothing the entity shows would change: skip the write
+    return {**changed, "source": values["source"],
+            "source_updated_at": values["source_updated_at"]}
+
+
+def _account_of(members: Sequence[Record], rank: Callable[[str], int]) -> EntityRef | None:
+    for m in _best_first(members, rank):
+        if m.account is not None:
+            return m.account
+    return None
