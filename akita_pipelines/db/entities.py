@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Table, bindparam, delete, func, select, update
 
 from akita_pipelines.core.types import TypedRecord
-from akita_pipelines.db.bulk import copy_upsert, use_copy
+from akita_pipelines.db.bulk import copy_upsert, sqlite_upsert, use_copy, use_driver
 from akita_pipelines.db.dialect import insert_for, upsert
 from akita_pipelines.db.schema import (
     account_links,
@@ -39,7 +39,7 @@ def upsert_interactions(conn: Connection, *, customer_id: str, integration_id: s
     stmt = upsert(conn, interactions, ["integration_id", "interaction_type", "external_id"], None,
                   update=_INTERACTION_UPDATE).returning(interactions.c.id,
                                                         interactions.c.external_id)
-    rows = [{
+    rows: list[dict[str, Any]] = [{
         "customer_id": customer_id, "integration_id": integration_id,
         "interaction_type": r.interaction_type, "external_id": r.external_id, "name": r.name,
         "email": r.email, "website": r.website, "domain": domain, "phone": r.phone,
@@ -54,6 +54,18 @@ def upsert_interactions(conn: Connection, *, customer_id: str, integration_id: s
                              set_sql={c: f"excluded.{c}" for c in _INTERACTION_UPDATE},
                              returning=["id", "external_id"])
         return {row.external_id: row.id for row in result}
+    if use_driver(conn):
+        # One statement may not touch a row twice: the last copy of a repeated id wins.
+        rows = list({(r["interaction_type"], r["external_id"]): r for r in rows}.values())
+        sqlite_upsert(conn, interactions, rows,
+                      keys=["integration_id", "interaction_type", "external_id"],
+                      set_sql={c: f"excluded.{c}" for c in _INTERACTION_UPDATE})
+        found: dict[str, int] = {}
+        for kind in sorted({r.interaction_type for r, _ in records}):
+            found.update(interaction_ids(conn, integration_id, kind,
+                                         (r.external_id for r, _ in records
+                                          if r.interaction_type == kind)))
+        return found
     return {row.external_id: row.id for row in conn.execute(stmt, rows)}
 
 
@@ -200,9 +212,7 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
             if kind == "contacts":
                 row["account_id"] = entity.account if isinstance(entity.account, int) else None
             rows.append(row)
-        result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True),
-                              rows)
-        new_ids = {e.key: r.id for e, r in zip(plan.new_entities, result, strict=True)}
+        new_ids = _insert_entities(conn, table, [e.key for e in plan.new_entities], rows)
     for merge in plan.merges:
         for absorbed in merge.absorbed:
             merge_entities(conn, customer_id, kind, merge.survivor, absorbed, now,
@@ -216,6 +226,9 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
         if use_copy(conn, len(rows)):
             copy_upsert(conn, links, rows, keys=["interaction_id"],
                         set_sql={c: f"excluded.{c}" for c in cols})
+        elif use_driver(conn):
+            sqlite_upsert(conn, links, rows, keys=["interaction_id"],
+                          set_sql={c: f"excluded.{c}" for c in cols})
         else:
             conn.execute(upsert(conn, links, ["interaction_id"], None, update=cols), rows)
     known = {(e, "k:" + k) for k, ids in existing.by_key.items() for e in ids}
@@ -229,6 +242,8 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
         if use_copy(conn, len(rows)):
             copy_upsert(conn, match_keys, rows, keys=["customer_id", "kind", "key", "entity_id"],
                         set_sql={})
+        elif use_driver(conn):
+            sqlite_upsert(conn, match_keys, rows, keys=["customer_id", "kind", "key", "entity_id"])
         else:
             conn.execute(upsert(conn, match_keys, ["customer_id", "kind", "key", "entity_id"],
                                 None, update=[]), rows)
@@ -272,6 +287,27 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
                          .values(account_id=bindparam("_account"), updated_at=bindparam("_now")),
                          params)
     return new_ids
+
+
+def _insert_entities(conn: Connection, table: Table, keys: Sequence[str],
+                     rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert new entities; return plan key → new id.
+
+    SQLite cannot batch ``INSERT … RETURNING`` in parameter order (SQLAlchemy falls back to one
+    statement per row), so there the ids are assigned up front, under SQLite's write lock so
+    that ``max(id)`` cannot move before the insert.
+    """
+    if conn.dialect.name == "sqlite":
+        # A write that matches nothing still takes the write lock (when the caller has not).
+        conn.execute(update(table).where(table.c.id == -1).values(id=table.c.id))
+        top = conn.execute(select(func.max(table.c.id))).scalar_one() or 0
+        for offset, row in enumerate(rows, start=1):
+            row["id"] = top + offset
+        sqlite_upsert(conn, table, rows)
+        return {key: row["id"] for key, row in zip(keys, rows, strict=True)}
+    result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True),
+                          rows)
+    return {key: r.id for key, r in zip(keys, result, strict=True)}
 
 
 def _columns(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, select, update
 
-from akita_pipelines.db.bulk import copy_upsert, use_copy
+from akita_pipelines.db.bulk import copy_upsert, sqlite_upsert, use_copy, use_driver
 from akita_pipelines.db.dialect import insert_for
 from akita_pipelines.db.schema import (
     integration_objects,
@@ -130,15 +130,17 @@ def stage_page(conn: Connection, object_id: int, records: Sequence[StagedRecord]
     rows = [{"integration_object_id": object_id, "external_id": r.external_id,
              "source_updated_at": r.source_updated_at, "content_hash": content_hash(r.payload),
              "payload": r.payload, "pending": True, "staged_at": now} for r in records]
+    set_sql = {"payload": "excluded.payload", "content_hash": "excluded.content_hash",
+               "source_updated_at": "excluded.source_updated_at",
+               "staged_at": "excluded.staged_at",
+               "pending": "CASE WHEN staged_records.content_hash <> excluded.content_hash "
+                          "THEN true ELSE staged_records.pending END"}
     if use_copy(conn, len(rows)):
         copy_upsert(conn, staged_records, rows, keys=["integration_object_id", "external_id"],
-                    set_sql={
-                        "payload": "excluded.payload", "content_hash": "excluded.content_hash",
-                        "source_updated_at": "excluded.source_updated_at",
-                        "staged_at": "excluded.staged_at",
-                        "pending": "CASE WHEN staged_records.content_hash <> "
-                                   "excluded.content_hash THEN true "
-                                   "ELSE staged_records.pending END"})
+                    set_sql=set_sql)
+    elif use_driver(conn):
+        sqlite_upsert(conn, staged_records, rows, keys=["integration_object_id", "external_id"],
+                      set_sql=set_sql)
     elif rows:
         stmt = insert_for(conn, staged_records)
         stmt = stmt.on_conflict_do_update(

@@ -86,11 +86,12 @@ def registered_domain(value: str | None) -> str | None:
     host = _host_of(value)
     if not host:
         return None
-    try:
-        ipaddress.ip_address(host)
-        return None
-    except ValueError:
-        pass
+    if host[-1].isdigit():  # a TLD never ends in a digit: an IPv4 address or junk
+        try:
+            ipaddress.ip_address(host)
+            return None
+        except ValueError:
+            pass
     if not _HOST.match(host):
         return None
     found = _psl().privatesuffix(host)
@@ -261,6 +262,11 @@ def legal_form(name: str | None) -> str | None:
 # ---------------------------------------------------------------- phones
 
 
+#: A North American number, "+1 (415) 555-0101" or "415.555.0101": area code and exchange
+#: start 2-9 (both are then valid NANP numbers, as phonenumbers' possible-number check says).
+_NANP = re.compile(r"^(?:\+?1[\s.-]*)?\(?([2-9]\d{2})\)?[\s.-]*([2-9]\d{2})[\s.-]*(\d{4})$")
+
+
 @lru_cache(maxsize=65536)
 def normalize_phone(value: str | None, default_region: str = "US") -> str | None:
     """E.164 (``+14155550101``) for a possible number; extensions dropped; None otherwise.
@@ -272,6 +278,10 @@ def normalize_phone(value: str | None, default_region: str = "US") -> str | None
     text = str(value).strip()
     if len(re.sub(r"\D", "", text)) < 5:
         return None
+    if default_region == "US":
+        nanp = _NANP.match(text)
+        if nanp:  # the common case, without phonenumbers' full parse (~20× slower)
+            return "+1" + "".join(nanp.groups())
     import phonenumbers
 
     if text.startswith("00"):  # the international prefix outside North America

@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.providers.base import ProviderSpec
 from akita_pipelines.providers.files import PROVIDER as FILES
+from akita_pipelines.providers.hubspot import PROVIDER as HUBSPOT
 from akita_pipelines.providers.rest import PROVIDER as REST
 from akita_pipelines.providers.salesforce import PROVIDER as SALESFORCE
 from akita_pipelines.providers.sql import PROVIDER as SQL
+from akita_pipelines.providers.zendesk import PROVIDER as ZENDESK
 
 PROVIDERS: Mapping[str, ProviderSpec] = {
     spec.name: spec
@@ -18,6 +20,8 @@ PROVIDERS: Mapping[str, ProviderSpec] = {
         SQL,
         FILES,
         REST,
+        ZENDESK,
+        HUBSPOT,
     )
 }
 

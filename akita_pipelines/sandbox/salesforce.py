@@ -51,7 +51,7 @@ from typing import Any
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
-from akita_pipelines.sandbox.world import World
+from akita_pipelines.sandbox.world import World, history_person
 
 API_VERSIONS = [f"{v}.0" for v in range(31, 68)]
 PREFIX = {"Account": "001", "Contact": "003", "Opportunity": "006", "Case": "500", "Task": "00T"}
@@ -727,8 +727,14 @@ class SalesforceEmulator:
         sobject = self._sobject(sobject)
         rng = random.Random(f"{self.world.seed}:history:{sobject}:{count}")
         with self.lock:
-            for rid in self._create(sobject, count, None):
-                self.objects[sobject][rid].update(self._stamps(rng))
+            for n, rid in enumerate(self._create(sobject, count, None)):
+                record = self.objects[sobject][rid]
+                record.update(self._stamps(rng))
+                if sobject == "Contact":
+                    who = history_person(rng, n)
+                    record.update({"FirstName": who["first"], "LastName": who["last"],
+                                   "Name": f"{who['first']} {who['last']}",
+                                   "Email": who["email"], "Phone": who["phone"]})
 
     def delete(self, sobject: str, ids: list[str]) -> None:
         """Soft-delete records: ``IsDeleted`` becomes true and the modstamps move to now.

@@ -13,7 +13,6 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from akita_pipelines.sandbox.hubspot import HubSpotEmulator
-from akita_pipelines.sandbox.intercom import IntercomEmulator
 from akita_pipelines.sandbox.rest_api import RestApiEmulator
 from akita_pipelines.sandbox.salesforce import SalesforceEmulator
 from akita_pipelines.sandbox.world import World
@@ -24,7 +23,6 @@ EMULATORS: dict[str, Callable[..., Any]] = {
     "salesforce": SalesforceEmulator,
     "rest": RestApiEmulator,
     "zendesk": ZendeskEmulator,
-    "intercom": IntercomEmulator,
     "hubspot": HubSpotEmulator,
 }
 

@@ -104,6 +104,26 @@ class ProviderView:
     people: list[PersonView] = field(default_factory=list)
 
 
+# Surnames for bulk history: three syllables give 8,000 distinct names, a long tail as in a real
+# CRM (a pool of 34 would put hundreds of people in every name block).
+_SYLLABLES = (["Ka", "Mor", "Bel", "Dun", "Has", "Lin", "Ro", "Vel", "Tor", "Sten", "Mar", "Ol",
+               "Pe", "Quin", "Ash", "Fen", "Gil", "Har", "Ives", "Jor"],
+              ["de", "ri", "ven", "lo", "ba", "th", "ne", "ka", "si", "mo", "ga", "le", "wi",
+               "to", "ra", "phe", "nu", "co", "da", "lu"],
+              ["son", "ley", "ford", "man", "ski", "ton", "berg", "well", "er", "ov", "ez",
+               "ard", "ing", "ich", "en", "ett", "ock", "ham", "by", "ner"])
+
+
+def history_person(rng: random.Random, n: int) -> dict[str, str]:
+    """A plausible, distinct person for bulk history: name, work email, phone."""
+    first = rng.choice(_FIRST)
+    last = "".join(rng.choice(part) for part in _SYLLABLES)
+    company = "".join(rng.choice(part) for part in _SYLLABLES[:2]).lower()
+    return {"first": first, "last": last,
+            "email": f"{first.lower()}.{last.lower()}{n}@{company}.{rng.choice(_TLDS)}",
+            "phone": f"+1 {rng.randrange(200, 999)} 555 {rng.randrange(0, 10_000):04d}"}
+
+
 def _typo(rng: random.Random, text: str) -> str:
     if len(text) < 4:
         return text
