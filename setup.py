@@ -49,6 +49,7 @@ setup(
             # Official provider clients: test oracles for the emulators, never used at run time.
             "zenpy==2.0.57",
             "hubspot-api-client==12.0.0",
+            "stripe==16.1.0",
             # OpenAPI conformance of the emulators' responses.
             "openapi-core==0.23.1",
             "openapi-schema-validator==0.8.1",

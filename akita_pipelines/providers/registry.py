@@ -11,6 +11,7 @@ from akita_pipelines.providers.hubspot import PROVIDER as HUBSPOT
 from akita_pipelines.providers.rest import PROVIDER as REST
 from akita_pipelines.providers.salesforce import PROVIDER as SALESFORCE
 from akita_pipelines.providers.sql import PROVIDER as SQL
+from akita_pipelines.providers.stripe import PROVIDER as STRIPE
 from akita_pipelines.providers.zendesk import PROVIDER as ZENDESK
 
 PROVIDERS: Mapping[str, ProviderSpec] = {
@@ -22,6 +23,7 @@ PROVIDERS: Mapping[str, ProviderSpec] = {
         REST,
         ZENDESK,
         HUBSPOT,
+        STRIPE,
     )
 }
 

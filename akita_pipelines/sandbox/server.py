@@ -15,6 +15,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from akita_pipelines.sandbox.hubspot import HubSpotEmulator
 from akita_pipelines.sandbox.rest_api import RestApiEmulator
 from akita_pipelines.sandbox.salesforce import SalesforceEmulator
+from akita_pipelines.sandbox.stripe import StripeEmulator
 from akita_pipelines.sandbox.world import World
 from akita_pipelines.sandbox.zendesk import ZendeskEmulator
 
@@ -24,6 +25,7 @@ EMULATORS: dict[str, Callable[..., Any]] = {
     "rest": RestApiEmulator,
     "zendesk": ZendeskEmulator,
     "hubspot": HubSpotEmulator,
+    "stripe": StripeEmulator,
 }
 
 

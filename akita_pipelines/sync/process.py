@@ -82,7 +82,7 @@ def _parse(stream: Stream, rows: list[tuple[int, str, str]]
 
 def _domain_of(record: TypedRecord) -> str | None:
     if record.interaction_type == "accounts":
-        return account_domain(record.website)
+        return account_domain(record.website, record.email)
     return None
 
 
@@ -98,7 +98,7 @@ def source_ranker(conn: Connection, customer_id: str) -> Callable[[str], int]:
 def _account_records(live: list[TypedRecord], ids: dict[str, int], provider: str,
                      links: dict[int, int]) -> list[Record]:
     return [account_record(
-        ids[r.external_id], name=r.name, website=r.website, phone=r.phone,
+        ids[r.external_id], name=r.name, website=r.website, phone=r.phone, email=r.email,
         address=address_of(r.fields), ids=(own_id(provider, r.external_id),
                                            *cross_ids("accounts", r.fields)),
         linked=links.get(ids[r.external_id]), source=provider, updated_at=r.updated_at)
