@@ -50,6 +50,7 @@ setup(
             "zenpy==2.0.57",
             "hubspot-api-client==12.0.0",
             "stripe==16.1.0",
+            "python-intercom==5.0.1",
             # OpenAPI conformance of the emulators' responses.
             "openapi-core==0.23.1",
             "openapi-schema-validator==0.8.1",

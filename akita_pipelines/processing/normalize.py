@@ -84,8 +84,13 @@ def registered_domain(value: str | None) -> str | None:
     if not value:
         return None
     host = _host_of(value)
-    if not host:
-        return None
+    return _registered_host(host) if host else None
+
+
+@lru_cache(maxsize=65536)
+def _registered_host(host: str) -> str | None:
+    """:func:`registered_domain` of a bare host: cached by host, so a million emails at a few
+    thousand domains cost a few thousand suffix-list look-ups."""
     if host[-1].isdigit():  # a TLD never ends in a digit: an IPv4 address or junk
         try:
             ipaddress.ip_address(host)

@@ -8,6 +8,7 @@ from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.providers.base import ProviderSpec
 from akita_pipelines.providers.files import PROVIDER as FILES
 from akita_pipelines.providers.hubspot import PROVIDER as HUBSPOT
+from akita_pipelines.providers.intercom import PROVIDER as INTERCOM
 from akita_pipelines.providers.rest import PROVIDER as REST
 from akita_pipelines.providers.salesforce import PROVIDER as SALESFORCE
 from akita_pipelines.providers.sql import PROVIDER as SQL
@@ -22,6 +23,7 @@ PROVIDERS: Mapping[str, ProviderSpec] = {
         FILES,
         REST,
         ZENDESK,
+        INTERCOM,
         HUBSPOT,
         STRIPE,
     )

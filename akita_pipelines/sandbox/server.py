@@ -13,6 +13,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from akita_pipelines.sandbox.hubspot import HubSpotEmulator
+from akita_pipelines.sandbox.intercom import IntercomEmulator
 from akita_pipelines.sandbox.rest_api import RestApiEmulator
 from akita_pipelines.sandbox.salesforce import SalesforceEmulator
 from akita_pipelines.sandbox.stripe import StripeEmulator
@@ -24,6 +25,7 @@ EMULATORS: dict[str, Callable[..., Any]] = {
     "salesforce": SalesforceEmulator,
     "rest": RestApiEmulator,
     "zendesk": ZendeskEmulator,
+    "intercom": IntercomEmulator,
     "hubspot": HubSpotEmulator,
     "stripe": StripeEmulator,
 }
