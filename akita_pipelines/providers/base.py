@@ -58,6 +58,10 @@ class ConnectionContext:
 
 
 class Connector(Protocol):
+    """Reads one integration's changes. A connector may also keep ``notices``: a list of
+    sentences the data engineer should see about the last read (a fallback to a full re-read,
+    a window it could not cover); the retriever reports them in the run's metadata."""
+
     def read_changes(self, stream: Stream, since: datetime | None) -> Iterator[Page]:
         """Yield pages of records whose cursor field is ``>= since`` (all when None), in
         ascending cursor order, each page with the highest cursor value it holds."""

@@ -35,6 +35,8 @@ class RetrieveResult:
     quarantined: int = 0
     seconds: float = 0.0
     http: dict[str, float] = field(default_factory=dict)
+    #: What the connector wants the data engineer to know (e.g. a fallback to a full re-read).
+    notices: list[str] = field(default_factory=list)
 
 
 def _since(obj: state.ObjectRow, *, full: bool, lookback: int,
@@ -95,6 +97,7 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
         credentials=registry.DatabaseCredentialStore(engine, integration_id), http=client,
         page_size=int(settings["page_size"].value))
     held_back: datetime | None = None
+    connector: object = None
     try:
         connector = spec.connect(ctx)
         for page in connector.read_changes(stream, since_at):
@@ -126,6 +129,9 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
             "records_fetched": result.records_fetched, "pages": result.pages})
         raise
     finally:
+        result.notices = [str(n) for n in getattr(connector, "notices", ())]
+        for notice in result.notices:
+            log.info("%s/%s notice: %s", integration_id, interaction_type, notice)
         result.http = client.stats.as_dict()
         result.seconds = time.perf_counter() - started
     log.info("retrieved %s/%s: %d records in %d pages", integration_id, interaction_type,

@@ -351,6 +351,8 @@ def test_a_cursor_older_than_the_event_retention_triggers_a_full_reread_and_says
     result = _sync(sqlite_engine, integration)
     assert "older than Stripe's 30-day event retention" in caplog.text
     assert result.retrieved.records_fetched >= len(emulator.records("accounts"))
+    # The run reports it too (it becomes the materialisation's metadata).
+    assert any("30-day event retention" in n for n in result.retrieved.notices)
     # Only the re-read can know this change: its event is gone.
     stored = _stored(sqlite_engine, integration)
     assert stored[changed]["fields"]["description"].endswith("(updated)")

@@ -144,6 +144,8 @@ class StripeConnector:
         self.page_size = max(1, min(MAX_PAGE, ctx.page_size))
         #: Full re-reads this connector fell back to, for the sync to report.
         self.full_rereads: list[FullReread] = []
+        #: What the data engineer should know about the last read (see ``Connector``).
+        self.notices: list[str] = []
 
     # -- HTTP ------------------------------------------------------------------------------
     def _key(self) -> str:
@@ -206,6 +208,7 @@ class StripeConnector:
                       f"{resource.path} object is read again")
             log.warning("%s %s: %s", self.ctx.integration_id, stream.interaction_type, reason)
             self.full_rereads.append(FullReread(stream.interaction_type, since, oldest, reason))
+            self.notices.append(f"full re-read: {reason}")
         yield from self._full_read(resource, started)
 
     def _full_read(self, resource: Resource, started: datetime) -> Iterator[Page]:
