@@ -47,6 +47,7 @@ setup(
             "pandas-stubs",
             "aiosmtpd>=1.4",
             # Official provider clients: test oracles for the emulators, never used at run time.
+            "simple-salesforce==1.12.10",
             "zenpy==2.0.57",
             "hubspot-api-client==12.0.0",
             "stripe==16.1.0",
