@@ -34,6 +34,7 @@ ISP_DOMAINS = frozenset({
     "hotmail.fr", "yahoo.fr", "hotmail.de", "yahoo.de", "outlook.de", "live.co.uk",
 })
 
+_PATH = re.compile(r"[/?#\s]")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"^{_LABEL}(?:\.{_LABEL})+$")
 
@@ -61,7 +62,7 @@ def _host_of(value: str) -> str | None:
     if "@" in text and "://" not in text:
         text = text.rsplit("@", 1)[1]
     text = text.split("://", 1)[-1]
-    text = re.split(r"[/?#\s]", text, maxsplit=1)[0]
+    text = _PATH.split(text, maxsplit=1)[0]
     text = text.rsplit("@", 1)[-1]  # user:pass@host
     if text.startswith("["):
         return None  # an IPv6 literal
@@ -83,6 +84,10 @@ def registered_domain(value: str | None) -> str | None:
     """
     if not value:
         return None
+    if "@" in value and "/" not in value and ":" not in value:  # an email: the common case
+        host = value.rpartition("@")[2].strip().lower().strip(".")
+        if host.isascii() and " " not in host and "<" not in host and ">" not in host:
+            return _registered_host(host) if host else None
     host = _host_of(value)
     return _registered_host(host) if host else None
 
