@@ -16,6 +16,7 @@ from akita_pipelines.db.dialect import insert_for
 from akita_pipelines.db.schema import (
     integration_objects,
     integrations,
+    interactions,
     quarantine,
     staged_records,
     sync_runs,
@@ -166,6 +167,24 @@ def stage_page(conn: Connection, object_id: int, records: Sequence[StagedRecord]
                             (integration_objects.c.checkpoint.is_(None))
                             | (integration_objects.c.checkpoint < checkpoint))
                      .values(checkpoint=checkpoint))
+
+
+def reconcile_unseen(conn: Connection, obj: ObjectRow, read_started: datetime,
+                     now: datetime) -> int:
+    """After a complete full read: mark deleted the interactions of ``obj`` whose records the
+    read did not see (staged before it started). Providers that forget deleted records (a
+    hard-deleted row, an expired deletion feed) are reconciled this way. Returns the count."""
+    unseen = (select(staged_records.c.external_id)
+              .where(staged_records.c.integration_object_id == obj.id,
+                     staged_records.c.staged_at < read_started))
+    result = conn.execute(
+        update(interactions)
+        .where(interactions.c.integration_id == obj.integration_id,
+               interactions.c.interaction_type == obj.interaction_type,
+               interactions.c.deleted_at.is_(None),
+               interactions.c.external_id.in_(unseen.scalar_subquery()))
+        .values(deleted_at=now, updated_at=now))
+    return int(result.rowcount or 0)
 
 
 def quarantine_records(conn: Connection, object_id: int,

@@ -85,9 +85,9 @@ def registered_domain(value: str | None) -> str | None:
     if not value:
         return None
     if "@" in value and "/" not in value and ":" not in value:  # an email: the common case
-        host = value.rpartition("@")[2].strip().lower().strip(".")
-        if host.isascii() and " " not in host and "<" not in host and ">" not in host:
-            return _registered_host(host) if host else None
+        domain = value.rpartition("@")[2].strip().lower().strip(".")
+        if domain.isascii() and " " not in domain and "<" not in domain and ">" not in domain:
+            return _registered_host(domain) if domain else None
     host = _host_of(value)
     return _registered_host(host) if host else None
 

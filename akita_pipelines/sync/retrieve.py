@@ -37,6 +37,8 @@ class RetrieveResult:
     http: dict[str, float] = field(default_factory=dict)
     #: What the connector wants the data engineer to know (e.g. a fallback to a full re-read).
     notices: list[str] = field(default_factory=list)
+    #: Records a complete full read no longer found at the provider, marked deleted.
+    reconciled_deleted: int = 0
 
 
 def _since(obj: state.ObjectRow, *, full: bool, lookback: int,
@@ -124,6 +126,11 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
             result.quarantined += len(bad)
             if checkpoint is not None:
                 result.checkpoint = max(filter(None, (result.checkpoint, checkpoint)))
+        if full and since_at is None and result.quarantined == 0:
+            # A complete read of everything: what it did not see is gone at the provider.
+            # (Not after a resumed or windowed read, nor when a bad record went unstaged.)
+            with engine.begin() as conn:
+                result.reconciled_deleted = state.reconcile_unseen(conn, obj, now, utcnow())
     except (AkitaError, OSError, ValueError) as exc:
         record_failure(engine, obj, sync_id, exc, counts={
             "records_fetched": result.records_fetched, "pages": result.pages})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,9 +27,9 @@ from sqlalchemy import Engine, func, select
 from werkzeug.serving import make_server
 
 from akita_pipelines.core.clock import set_clock
-from akita_pipelines.core.errors import ConfigError, ProviderError, RateLimited
+from akita_pipelines.core.errors import ConfigError, RateLimited
 from akita_pipelines.core.types import Customer, Integration
-from akita_pipelines.db.schema import contacts
+from akita_pipelines.db.schema import contacts, interactions
 from akita_pipelines.providers.auth import MemoryCredentialStore
 from akita_pipelines.providers.base import ConnectionContext, Page
 from akita_pipelines.providers.http import HttpClient
@@ -100,9 +100,29 @@ def clock() -> Iterator[FakeClock]:
     set_clock(None)
 
 
+class SearchHook:
+    """The emulator's WSGI app, counting searches and running ``callback(n)`` once the
+    ``n``-th search has been answered, before the client sees the answer (so before it can
+    ask for the next page)."""
+
+    def __init__(self, emulator: HubSpotEmulator,
+                 callback: Callable[[int], None] = lambda n: None) -> None:
+        self.emulator = emulator
+        self.callback = callback
+        self.searches = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        answer = self.emulator.wsgi_app(environ, start_response)
+        if environ["REQUEST_METHOD"] == "POST" and environ["PATH_INFO"].endswith("/search"):
+            self.searches += 1
+            self.callback(self.searches)
+        return answer
+
+
 @contextmanager
-def serve(emulator: HubSpotEmulator, clock: FakeClock) -> Iterator[Portal]:
-    server = make_server("127.0.0.1", 0, emulator.wsgi_app, threaded=True,
+def serve(emulator: HubSpotEmulator, clock: FakeClock,
+          app: SearchHook | None = None) -> Iterator[Portal]:
+    server = make_server("127.0.0.1", 0, app or emulator.wsgi_app, threaded=True,
                          request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True,
                               kwargs={"poll_interval": 0.05})
@@ -267,8 +287,9 @@ def test_search_pages_stop_at_10000_results_with_a_400(clock: FakeClock) -> None
         assert last["paging"]["next"]["after"] == "10000"  # offered, but ...
         past = requests.post(url, headers=auth, timeout=5, json={"limit": 200, "after": "10000"})
         assert past.status_code == 400  # ... following it fails
-        with pytest.raises(ProviderError):  # as it does for a connector without windows
-            portal.read("accounts", search_cap=20_000)
+        capped = emulator.stats["capped"]
+        assert _ids(portal.read("accounts", max_pages=200)) >= _live_ids(emulator, "accounts")
+        assert emulator.stats["capped"] == capped  # the connector never pages by offset
 
 
 def test_windows_read_past_the_cap_and_through_one_shared_timestamp(clock: FakeClock) -> None:
@@ -288,6 +309,107 @@ def test_windows_read_past_the_cap_and_through_one_shared_timestamp(clock: FakeC
         assert emulator.stats["capped"] == 0
         stamps = [p.checkpoint for p in pages if p.checkpoint is not None]
         assert stamps == sorted(stamps)  # resumable at every page
+
+
+def _search_order(emulator: HubSpotEmulator) -> list[str]:
+    """Live company ids in the order search sorts them (last-modified, ties by id)."""
+    return [r["id"] for r in sorted(emulator.records("accounts"), key=lambda r: (
+        r["properties"]["hs_lastmodifieddate"], int(r["id"])))]
+
+
+def _all_ids(emulator: HubSpotEmulator) -> set[str]:
+    return {r["id"] for r in emulator.records("accounts", include_deleted=True)}
+
+
+def test_records_changed_while_paging_are_all_stored(sqlite_engine: Engine,
+                                                     clock: FakeClock) -> None:
+    """Search is live and ``after`` is an offset: records changed between two pages move to
+    the end and shift unread ones onto pages already read. Records already read are changed
+    after the first, third and fifth search; the sync must still store every record, in not
+    many more searches than paging by ``after`` would have made."""
+    emulator = _emulator(clock)
+    emulator.add_history("accounts", 2_000)
+    pages = -(-len(_live_ids(emulator, "accounts")) // 200)  # 200 a page, changes aside
+    changed: list[str] = []
+
+    def change_records_already_read(search: int) -> None:
+        if search in (1, 3, 5):
+            clock.advance(1)
+            # The earliest changed records are on the first page.
+            changed.extend(emulator.touch("accounts", ids=_search_order(emulator)[:7]))
+
+    hook = SearchHook(emulator, change_records_already_read)
+    with serve(emulator, clock, hook) as portal:
+        add_customer(sqlite_engine, Customer(id="acme", name="Acme"))
+        add_integration(sqlite_engine, Integration(
+            id="hubspot.acme", customer_id="acme", provider="hubspot",
+            config={"base_url": portal.base_url}), emulator.credentials())
+        sync_object(sqlite_engine, "hubspot.acme", "accounts",
+                    http=HttpClient(sleep=clock.advance))
+    with sqlite_engine.connect() as conn:
+        stored = {i for (i,) in conn.execute(select(interactions.c.external_id).where(
+            interactions.c.integration_id == "hubspot.acme",
+            interactions.c.interaction_type == "accounts"))}
+    assert len(set(changed)) == 21
+    assert stored == _all_ids(emulator)
+    assert hook.searches <= 2 * pages + 3
+
+
+def test_records_changed_while_one_timestamp_is_paged_are_not_lost(clock: FakeClock) -> None:
+    """The same trap inside one millisecond: 450 companies imported at once are more than a
+    page, so they are read by id; changing some already read takes them out of that
+    millisecond, which must not shift the ones not yet read."""
+    emulator = _emulator(clock)
+    emulator.add_history("accounts", 300)
+    clock.advance(60)
+    bulk = set(emulator.create("accounts", 450))
+    clock.advance(60)
+    emulator.create("accounts", 30)
+    pages = -(-len(_live_ids(emulator, "accounts")) // 100)
+    hook = SearchHook(emulator)
+    changed: list[str] = []
+    read: list[Page] = []
+    with serve(emulator, clock, hook) as portal:
+        for page in portal.connector(100).read_changes(PROVIDER.streams["accounts"], None):
+            read.append(page)
+            assert len(read) <= 100, "the connector is not making progress"
+            bulk_read = bulk & _ids(read)
+            if len(bulk_read) >= 200 and not changed:
+                clock.advance(1)
+                changed = emulator.touch("accounts", ids=sorted(bulk_read, key=int)[:10])
+    assert changed
+    assert _ids(read) == _all_ids(emulator)
+    stamps = [p.checkpoint for p in read if p.checkpoint is not None]
+    assert stamps == sorted(stamps)
+    assert hook.searches <= 2 * pages + 5
+
+
+def test_every_checkpoint_is_safe_to_resume_from(clock: FakeClock) -> None:
+    """Groups of 60 records share a millisecond, so pages of 100 end inside a group; a bulk
+    import of 250 in one millisecond is read by id. Resuming ``GTE`` any page's checkpoint
+    must read every record the pages up to it did not."""
+    emulator = _emulator(clock)
+    for _ in range(5):
+        clock.advance(1)
+        emulator.create("accounts", 60)
+    clock.advance(1)
+    emulator.create("accounts", 250)
+    clock.advance(1)
+    emulator.create("accounts", 30)
+    everything = _all_ids(emulator)
+    with serve(emulator, clock) as portal:
+        pages = portal.read("accounts", page_size=100)
+        assert _ids(pages) == everything
+        # No record is read twice from search (the archived list comes first).
+        searched = [r["id"] for p in pages for r in p.records if not r.get("archived")]
+        assert len(searched) == len(set(searched))
+        bounds = [(min(stamps), max(stamps)) for p in pages
+                  if (stamps := [r["updatedAt"] for r in p.records if not r.get("archived")])]
+        assert any(high == low for (_, high), (low, _) in zip(bounds, bounds[1:], strict=False))
+        for k, page in enumerate(pages):
+            if page.checkpoint is not None:
+                rest = portal.read("accounts", page.checkpoint, page_size=100)
+                assert _ids(pages[:k + 1]) | _ids(rest) == everything, k
 
 
 def test_contacts_are_filtered_on_lastmodifieddate(portal: Portal, clock: FakeClock) -> None:

@@ -306,3 +306,32 @@ def test_custom_type_from_a_sql_table_syncs_end_to_end(sqlite_engine: Engine,
     # A second sync re-reads only the boundary (lookback) and processes nothing again.
     again = sync_object(sqlite_engine, "sql.acme", "product_usage")
     assert again.processed.processed == 0
+
+
+def test_full_read_reconciles_hard_deleted_rows(sqlite_engine: Engine, crm_sqlite: Path) -> None:
+    """A row deleted outright (no soft-delete flag) is only noticed by a complete full read:
+    what it does not see is marked deleted. Incremental syncs and partial reads never do."""
+    add_customer(sqlite_engine, Customer(id="acme", name="Acme"))
+    config = {"url": f"sqlite:///{crm_sqlite}", "streams": {"accounts": ACCOUNTS}}
+    add_integration(sqlite_engine, Integration(id="sql.acme", customer_id="acme",
+                                               provider="sql", config=config), {})
+    sync_object(sqlite_engine, "sql.acme", "accounts")
+    with sqlite3.connect(crm_sqlite) as db:
+        db.execute("DELETE FROM companies WHERE id IN (3, 4)")
+
+    def deleted() -> set[str]:
+        with sqlite_engine.connect() as conn:
+            return set(conn.execute(select(interactions.c.external_id).where(
+                interactions.c.interaction_type == "accounts",
+                interactions.c.deleted_at.is_not(None))).scalars())
+
+    incremental = sync_object(sqlite_engine, "sql.acme", "accounts")
+    assert incremental.retrieved.reconciled_deleted == 0
+    assert deleted() == {"7"}  # only the soft-deleted one
+    windowed = sync_object(sqlite_engine, "sql.acme", "accounts", since="2024-03-01")
+    assert windowed.retrieved.reconciled_deleted == 0  # a history window proves nothing
+    full = sync_object(sqlite_engine, "sql.acme", "accounts", full=True)
+    assert full.retrieved.reconciled_deleted == 2
+    assert deleted() == {"3", "4", "7"}
+    again = sync_object(sqlite_engine, "sql.acme", "accounts", full=True)
+    assert again.retrieved.reconciled_deleted == 0

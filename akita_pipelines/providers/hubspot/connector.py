@@ -1,13 +1,18 @@
 """HubSpot CRM v3 search connector.
 
 Incremental by the last-modified property (``lastmodifieddate`` on contacts,
-``hs_lastmodifieddate`` elsewhere) with a closed lower bound (``GTE``), sorted ascending, paged
-with ``paging.next.after``. Search answers at most 10,000 results per query (following
-``after`` past that is a 400), so the read is cut into windows: when a window is full, the
-window's last timestamp is read on its own, ``EQ`` that timestamp, sorted by ``hs_object_id``
-and in windows of ``hs_object_id GT`` the last id seen (so more than 10,000 records changed in
-the same millisecond, as bulk imports make, still page through), and then the search resumes
-``GT`` that timestamp.
+``hs_lastmodifieddate`` elsewhere) with a closed lower bound (``GTE``), sorted ascending. Search
+is live and its ``paging.next.after`` is an offset into the current result set: a record
+changed while a client pages moves to the end and shifts an unread record onto a page already
+read, where it is lost until it changes again. So ``after`` is never followed: after every page
+the search starts again ``GTE`` the page's last timestamp, dropping the records already read
+at exactly that timestamp. When a whole page shares one timestamp (more records than a page
+holds changed in the same millisecond, as bulk imports make), that timestamp is read on its
+own, ``EQ`` it, sorted by ``hs_object_id``, each page a new search ``hs_object_id GT`` the last
+id read, and then the search resumes ``GT`` it. Every search asks for its first page, so the
+10,000-result cap of one query (``after`` at or past it is a 400) is never reached. A page's
+checkpoint is its highest timestamp: records at that timestamp may continue on the next page,
+and a resumption (``GTE`` it) reads them again.
 
 Search never returns archived (deleted) records: they are listed from
 ``GET /crm/v3/objects/{type}?archived=true`` (no change filter exists there, so the list is read
@@ -45,8 +50,6 @@ from akita_pipelines.providers.auth import CredentialStore, OAuth2RefreshGrant
 from akita_pipelines.providers.base import ConnectionContext, Page, Stream
 from akita_pipelines.providers.hubspot.streams import ObjectInfo, object_info
 
-#: Results one search query can page through; ``after`` at or past it is a 400.
-SEARCH_CAP = 10_000
 MAX_SEARCH_LIMIT = 200
 MAX_LIST_LIMIT = 100
 #: Refresh this long before the access token's ``expires_in`` runs out.
@@ -175,6 +178,11 @@ def _stamp_ms(record: Any, modified: str) -> int | None:
         return None
 
 
+def _record_id(record: Any) -> str | None:
+    value = record.get("id") if isinstance(record, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def _checkpoint(records: list[Any]) -> datetime | None:
     stamps = []
     for record in records:
@@ -195,9 +203,9 @@ class HubSpotConnector:
     """Reads one HubSpot portal.
 
     Config: ``base_url`` (``https://api.hubapi.com``), optional ``token_url`` (default
-    ``{base_url}/oauth/v1/token``) and ``streams`` for custom objects. ``search_cap`` exists for
-    tests only: HubSpot's cap is 10,000. Credentials: ``client_id``, ``client_secret``,
-    ``refresh_token``; ``access_token`` and ``expires_at`` are kept up to date in the store.
+    ``{base_url}/oauth/v1/token``) and ``streams`` for custom objects. Credentials:
+    ``client_id``, ``client_secret``, ``refresh_token``; ``access_token`` and ``expires_at``
+    are kept up to date in the store.
     """
 
     def __init__(self, ctx: ConnectionContext) -> None:
@@ -207,7 +215,6 @@ class HubSpotConnector:
         self.credentials = ExpiryStampingStore(ctx.credentials)
         self.oauth = OAuth2RefreshGrant(token_url, self.credentials, ctx.http)
         self.page_size = max(1, min(MAX_SEARCH_LIMIT, ctx.page_size))
-        self.search_cap = int(ctx.config.get("search_cap", SEARCH_CAP))
 
     # -- HTTP -------------------------------------------------------------------------------
     def _token(self) -> str:
@@ -242,14 +249,14 @@ class HubSpotConnector:
             return body
         raise AssertionError("unreachable")
 
-    def _search(self, stream: Stream, filters: list[dict[str, str]], sort: str,
-                after: str | None) -> tuple[list[Any], str | None]:
+    def _search(self, stream: Stream, filters: list[dict[str, str]],
+                sort: str) -> tuple[list[Any], str | None]:
+        """The first page of a search (never ``after``: see the module's docstring), and
+        whether HubSpot offers a next one."""
         request: dict[str, Any] = {
             "filterGroups": [{"filters": filters}] if filters else [],
             "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
             "properties": list(stream.fields), "limit": self.page_size}
-        if after is not None:
-            request["after"] = after
         body = self._call("POST", f"/crm/v3/objects/{stream.source_object}/search",
                           json=request)
         return self._results(body, stream)
@@ -297,49 +304,65 @@ class HubSpotConnector:
 
     def _changed(self, stream: Stream, info: ObjectInfo,
                  since: datetime | None) -> Iterator[Page]:
+        """Changed records, ascending by last-modified time, one search per page (never
+        ``after``: see the module's docstring)."""
         lower = epoch_ms(since) if since is not None else None
         operator = "GTE"
+        seen: set[str] = set()  # ids read at the timestamp ``lower``, while it is ``GTE``
         while True:
             filters = [] if lower is None else [_filter(info.modified, operator, lower)]
-            last: int | None = None
-            read, after = 0, None
-            while True:
-                records, after = self._search(stream, filters, info.modified, after)
-                yield self._page(stream, info, records)
-                read += len(records)
-                for record in records:
-                    last = _stamp_ms(record, info.modified) or last
-                if after is None:
-                    return
-                if read + self.page_size > self.search_cap:
-                    break  # the next page would cross the cap: start a new window
-            if last is None:
-                raise DataError(f"a full window of {stream.source_object} has no readable "
+            records, following = self._search(stream, filters, info.modified)
+            fresh = [r for r in records
+                     if not (operator == "GTE" and lower is not None and _record_id(r) in seen
+                             and _stamp_ms(r, info.modified) == lower)]
+            if following is None:
+                yield self._page(stream, info, fresh)
+                return
+            stamps = [s for s in (_stamp_ms(r, info.modified) for r in records) if s is not None]
+            if not stamps:
+                raise DataError(f"a full page of {stream.source_object} has no readable "
                                 f"{info.modified}")
-            # Records sharing the window's last timestamp may continue past the cap, and there
-            # may be more than a window of them: read that timestamp by id, then go past it.
-            yield from self._same_stamp(stream, info, last)
-            lower, operator = last, "GT"
+            top = max(stamps)
+            if min(stamps) == top or (lower is not None and top <= lower):
+                # More records share ``top`` than a page holds: restarting GTE it would
+                # answer this page again. Read that timestamp by id, then go past it; records
+                # whose timestamp cannot be read would not be found there: pass them on now.
+                odd = [r for r in fresh if _stamp_ms(r, info.modified) != top]
+                if odd:
+                    yield self._page(stream, info, odd)
+                skip = seen if operator == "GTE" and top == lower else set()
+                yield from self._same_stamp(stream, info, top, skip)
+                lower, operator, seen = top, "GT", set()
+                continue
+            # ``top`` may continue on the next page: this page's checkpoint (``top``) is still
+            # safe, since resuming re-reads ``top`` with GTE.
+            yield self._page(stream, info, fresh)
+            seen = {i for r in records if (i := _record_id(r)) is not None
+                    and _stamp_ms(r, info.modified) == top}
+            lower, operator = top, "GTE"
 
-    def _same_stamp(self, stream: Stream, info: ObjectInfo, stamp: int) -> Iterator[Page]:
-        """Every record modified at ``stamp``, by ``hs_object_id``, in windows under the cap."""
+    def _same_stamp(self, stream: Stream, info: ObjectInfo, stamp: int,
+                    skip: set[str]) -> Iterator[Page]:
+        """Every record modified at ``stamp`` but those in ``skip``, by ``hs_object_id``.
+
+        Each page is a new search ``hs_object_id GT`` the last id read, not ``after``: a
+        record changed meanwhile leaves the timestamp without shifting the ones not yet read.
+        """
         last_id = 0
         while True:
             filters = [_filter(info.modified, "EQ", stamp),
                        _filter("hs_object_id", "GT", last_id)]
-            read, after = 0, None
-            while True:
-                records, after = self._search(stream, filters, "hs_object_id", after)
-                yield self._page(stream, info, records)
-                read += len(records)
-                for record in records:
-                    record_id = record.get("id") if isinstance(record, dict) else None
-                    if isinstance(record_id, str) and record_id.isdigit():
-                        last_id = max(last_id, int(record_id))
-                if after is None:
-                    return
-                if read + self.page_size > self.search_cap:
-                    break
+            records, following = self._search(stream, filters, "hs_object_id")
+            fresh = [r for r in records if _record_id(r) not in skip]
+            if fresh:
+                yield self._page(stream, info, fresh)
+            if following is None:
+                return
+            ids = [int(i) for r in records if (i := _record_id(r)) is not None and i.isdigit()]
+            if not ids or max(ids) <= last_id:
+                raise DataError(f"a page of {stream.source_object} changed at {stamp} does "
+                                "not move past the ids already read")
+            last_id = max(ids)
 
     def _page(self, stream: Stream, info: ObjectInfo, records: list[Any]) -> Page:
         if info.associations and records:
