@@ -123,7 +123,9 @@ def seed_demo(urls_file: Path | None) -> None:
     source = urls_file or _default_urls_file()
     if not source.exists():
         raise click.ClickException(f"{source} not found: start `akita sandbox serve` first")
-    ids = register_demo(_engine(), json.loads(source.read_text()))
+    from akita_pipelines.db.engine import akita_home
+
+    ids = register_demo(_engine(), json.loads(source.read_text()), akita_home())
     click.echo(f"registered {len(ids)} integrations: {', '.join(ids)}")
 
 
