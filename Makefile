@@ -19,12 +19,18 @@ $(STAMP): setup.py pyproject.toml
 
 install: $(STAMP)
 
-# PostgreSQL binaries for the throwaway test servers (initdb, pg_ctl); Debian's package.
+# PostgreSQL binaries for the throwaway test servers (initdb, pg_ctl) and Chromium for the
+# browser test (pip's playwright drives it; never `playwright install`); Debian's packages.
 system-deps:
 	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  echo "installing PostgreSQL binaries (apt-get install postgresql)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "PostgreSQL binaries are missing: install the 'postgresql' package"; exit 1; fi; \
+	fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Chromium (apt-get install chromium)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing: install the 'chromium' package"; exit 1; fi; \
 	fi
 
 run: install

@@ -52,6 +52,8 @@ setup(
             "hubspot-api-client==12.0.0",
             "stripe==16.1.0",
             "python-intercom==5.0.1",
+            # The browser test drives Debian's Chromium (never `playwright install`).
+            "playwright==1.65.2",
             # OpenAPI conformance of the emulators' responses.
             "openapi-core==0.23.1",
             "openapi-schema-validator==0.8.1",

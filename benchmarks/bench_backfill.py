@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,23 +37,19 @@ SYNC = textwrap.dedent("""
 """)
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def measure(n: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         urls = Path(tmp) / "urls.json"
         env = {**os.environ, "AKITA_HOME": tmp}
         server = subprocess.Popen([sys.executable, "-m", "akita_pipelines.cli", "sandbox", "serve",
-                                   "--base-port", str(_port()), "--urls-file", str(urls),
+                                   "--base-port", "0", "--urls-file", str(urls),
                                    "--churn-per-minute", "0", "--history-contacts", str(n)],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 600
             while not urls.exists() and time.monotonic() < deadline:
+                if server.poll() is not None:
+                    raise RuntimeError(f"the sandbox exited with {server.returncode}")
                 time.sleep(0.5)
             done = subprocess.run([sys.executable, "-c", SYNC, str(urls),
                                    f"sqlite:///{Path(tmp) / 'b.db'}"], env=env,

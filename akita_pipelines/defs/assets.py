@@ -7,6 +7,7 @@ and what was matched: ``retrieve_<provider>_<type>`` stages the changed records,
 
 
 from collections.abc import Collection, Mapping
+from datetime import datetime
 from typing import Any
 
 from dagster import (
@@ -25,6 +26,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.types import STANDARD_TYPES, type_order
 from akita_pipelines.defs.partitions import integrations_partitions
 from akita_pipelines.defs.resources import AkitaDatabase
@@ -33,6 +35,8 @@ from akita_pipelines.sync.process import process_staged
 from akita_pipelines.sync.retrieve import retrieve_changes
 
 TRIGGER_TAG = "akita/trigger"
+#: Who answers for the Integration Object assets (shown and filterable in the UI).
+OWNER = "team:data-engineering"
 
 
 class RetrieveConfig(Config):
@@ -66,6 +70,10 @@ def _iso(value: Any) -> str:
     return value.isoformat() if value is not None else "—"
 
 
+def _epoch(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
 def build_object_asset(spec: ProviderSpec, interaction_type: str,
                        types: Collection[str]) -> AssetsDefinition:
     provider = spec.name
@@ -80,36 +88,57 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
             akita_db.engine(), context.partition_key, interaction_type,
             trigger=trigger_of(context.run.tags), run_id=context.run_id, full=config.full,
             since=config.since)
+        staged = result.records_fetched - result.quarantined
         context.add_output_metadata({
-            "records_fetched": result.records_fetched, "pages": result.pages,
-            "quarantined": result.quarantined, "since": _iso(result.since),
+            "records_fetched": result.records_fetched, "records_staged": staged,
+            "pages": result.pages, "quarantined": result.quarantined,
+            "since": _iso(result.since), "full": config.full or config.since is not None,
             **result.http,
         })
         return {"sync_id": result.sync_id, "records_fetched": result.records_fetched,
-                "pages": result.pages, "quarantined": result.quarantined,
-                "cursor_before": _iso(result.cursor_before), "since": _iso(result.since),
-                "seconds": result.seconds, **result.http}
+                "records_staged": staged, "pages": result.pages,
+                "quarantined": result.quarantined, "cursor_before": _iso(result.cursor_before),
+                "since": _iso(result.since), "since_at": _epoch(result.since),
+                "full": config.full or config.since is not None,
+                "trigger": trigger_of(context.run.tags), "seconds": result.seconds,
+                **result.http}
 
     @op(name=f"process_{stem}", out=Out(dict))
     def process(context: OpExecutionContext, retrieved: dict[str, Any],
                 akita_db: AkitaDatabase) -> Output[dict[str, Any]]:
         result = process_staged(akita_db.engine(), context.partition_key, interaction_type,
                                 sync_id=int(retrieved["sync_id"]))
+        cursor_after = _iso(result.cursor_after)
+        since_at = retrieved["since_at"]
+        now = utcnow().replace(microsecond=0)
         metadata: dict[str, Any] = {
+            "trigger": retrieved["trigger"],
+            "full": retrieved["full"],
             "records_fetched": retrieved["records_fetched"],
+            "records_staged": retrieved["records_staged"],
             "pages": retrieved["pages"],
             "records_processed": result.processed,
             "quarantined": retrieved["quarantined"] + result.quarantined,
             "deleted": result.deleted,
             "created": result.created,
             "matched": result.matched,
+            "merged": result.merged,
+            "match_reviews": result.reviews,
             "updated": result.rules.get("source_id", 0),
             "linked": result.linked,
+            "cursor": f"{retrieved['cursor_before']} → {cursor_after}",
             "cursor_before": retrieved["cursor_before"],
-            "cursor_after": _iso(result.cursor_after),
+            "cursor_after": cursor_after,
+            # Read from (cursor − lookback, or the history start) up to now.
+            "history_window": f"{retrieved['since']} → {_iso(now)}",
+            "history_window_days": (round((now.timestamp() - since_at) / 86400, 2)
+                                    if since_at is not None else 0.0),
             "api_calls": retrieved["api_calls"],
             "retries": retrieved["retries"],
             "rate_limit_waits": retrieved["rate_limit_waits"],
+            "rate_limit_wait_seconds": retrieved.get("waited_seconds", 0.0),
+            "retrieve_seconds": round(retrieved["seconds"], 3),
+            "process_seconds": round(result.seconds, 3),
             "duration_seconds": round(retrieved["seconds"] + result.seconds, 3),
         }
         for rule, count in sorted(result.rules.items()):
@@ -131,6 +160,7 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
         ins={t: AssetIn(key=asset_key(provider, t), dagster_type=Nothing) for t in upstream},
         description=description,
         kinds=kinds,
+        owners=[OWNER],
         tags={"akita/provider": provider},
     )
     def integration_object(**upstream_done: Any) -> Any:

@@ -166,18 +166,18 @@ def address_of(fields: Mapping[str, Any]) -> str | None:
     return " ".join(parts) or None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def company_key(name: str | None) -> str | None:
     """A company name as compared: legal form, case, punctuation and "The" removed."""
     return (nz.normalize_company_name(name) or None) if name else None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _person(name: str | None) -> str | None:
     return (nz.normalize_person_name(name) or None) if name else None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _variants(first: str | None) -> frozenset[str]:
     """A first name and its nicknames (Bob ↔ Robert), normalised."""
     return frozenset(nz.first_name_variants(first)) | {first} if first else frozenset()

@@ -76,7 +76,7 @@ def _host_of(value: str) -> str | None:
     return text
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def registered_domain(value: str | None) -> str | None:
     """The registrable domain (``shop.acme.co.uk`` → ``acme.co.uk``) of a URL, host or email.
 
@@ -92,7 +92,7 @@ def registered_domain(value: str | None) -> str | None:
     return _registered_host(host) if host else None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _registered_host(host: str) -> str | None:
     """:func:`registered_domain` of a bare host: cached by host, so a million emails at a few
     thousand domains cost a few thousand suffix-list look-ups."""
@@ -138,7 +138,7 @@ _PLUS_TAGS = frozenset({"gmail.com", "googlemail.com", "outlook.com", "hotmail.c
 _LOCAL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def normalize_email(value: str | None) -> str | None:
     """An address as one mailbox: case folded; Gmail dots and plus tags removed (googlemail →
     gmail); plus tags removed where the provider ignores them. None when it is not an address.
@@ -219,7 +219,7 @@ def _company_tokens(name: str) -> list[str]:
     return text.split()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _split_company(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(core tokens, legal-form tokens) of a company name."""
     tokens = _company_tokens(name)
@@ -277,7 +277,7 @@ def legal_form(name: str | None) -> str | None:
 _NANP = re.compile(r"^(?:\+?1[\s.-]*)?\(?([2-9]\d{2})\)?[\s.-]*([2-9]\d{2})[\s.-]*(\d{4})$")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def normalize_phone(value: str | None, default_region: str = "US") -> str | None:
     """E.164 (``+14155550101``) for a possible number; extensions dropped; None otherwise.
 
@@ -314,7 +314,7 @@ _SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "esq", "mba",
                        "dds", "jd"})
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def normalize_person_name(name: str | None) -> str:
     """A person's name as compared: accents, case, titles, suffixes, punctuation removed;
     hyphens become spaces (``"Dr. Anne-Marie O'Neil Jr."`` → ``"anne marie oneil"``)."""
