@@ -101,7 +101,8 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
                 "since": _iso(result.since), "since_at": _epoch(result.since),
                 "full": config.full or config.since is not None,
                 "trigger": trigger_of(context.run.tags), "seconds": result.seconds,
-                **result.http}
+                "reconciled_deleted": result.reconciled_deleted,
+                "notices": " | ".join(result.notices), **result.http}
 
     @op(name=f"process_{stem}", out=Out(dict))
     def process(context: OpExecutionContext, retrieved: dict[str, Any],
@@ -120,6 +121,8 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
             "records_processed": result.processed,
             "quarantined": retrieved["quarantined"] + result.quarantined,
             "deleted": result.deleted,
+            # Gone at the provider without a trace, found by a complete full read.
+            "reconciled_deleted": retrieved["reconciled_deleted"],
             "created": result.created,
             "matched": result.matched,
             "merged": result.merged,
@@ -141,6 +144,9 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
             "process_seconds": round(result.seconds, 3),
             "duration_seconds": round(retrieved["seconds"] + result.seconds, 3),
         }
+        if retrieved["notices"]:  # e.g. a fallback to a full re-read, and why
+            metadata["notices"] = retrieved["notices"]
+            context.log.warning("%s: %s", context.partition_key, retrieved["notices"])
         for rule, count in sorted(result.rules.items()):
             metadata[f"links_by_rule/{rule}"] = count
         summary = {k: v for k, v in metadata.items() if isinstance(v, int | float | str)}
