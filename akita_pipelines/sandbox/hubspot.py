@@ -51,6 +51,8 @@ from urllib.parse import urlencode
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
+from akita_pipelines.sandbox.admin import admin_response
+from akita_pipelines.sandbox.churn import ChurnMeter
 from akita_pipelines.sandbox.world import World
 
 #: The 10,000-result cap of every search query: ``after`` at or past it is a 400.
@@ -59,7 +61,6 @@ MAX_SEARCH_LIMIT, DEFAULT_SEARCH_LIMIT = 200, 10
 MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT = 100, 10
 MAX_FILTER_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 6, 18
 MAX_BATCH_INPUTS = 1000
-MAX_CHURN_PER_REQUEST = 500
 OPERATORS = frozenset({"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN",
                        "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN",
                        "NOT_CONTAINS_TOKEN"})
@@ -250,8 +251,7 @@ class HubSpotEmulator:
         self.links: dict[tuple[str, str], dict[tuple[str, str], bool]] = {}
         self._next_id = dict(ID_BASE)
         self._buckets: dict[str, tuple[datetime, int]] = {}
-        self._churn_at = self.clock()
-        self._churn_credit = 0.0
+        self._churn_meter = ChurnMeter(churn_per_minute, self.clock())
         self.truth: dict[tuple[str, str, str], str] = {}
         self._seed(coverage)
 
@@ -508,18 +508,7 @@ class HubSpotEmulator:
 
     def _churn(self) -> None:
         """Apply the changes due since the last request, stamped between then and now."""
-        if self.churn_per_minute <= 0:
-            return
-        now = self.clock()
-        start = self._churn_at
-        if now <= start:
-            return
-        self._churn_at = now
-        self._churn_credit += (now - start).total_seconds() / 60 * self.churn_per_minute
-        due = int(self._churn_credit)
-        self._churn_credit -= due
-        for k in range(min(due, MAX_CHURN_PER_REQUEST)):
-            at = start + (now - start) * (k + 1) / due
+        for at in self._churn_meter.due(self.clock()):
             obj = self.rng.choice(["companies", "contacts", "contacts", "deals", "tickets"])
             if self.rng.random() < 0.2:
                 self._create(obj, 1, at)
@@ -571,7 +560,7 @@ class HubSpotEmulator:
         request = Request(environ)
         with self.lock:
             if request.path.startswith("/__sandbox/"):
-                response = self._admin(request)
+                response = admin_response(self, request)
             else:
                 self.stats["requests"] += 1
                 response = self._dispatch(request)
@@ -942,40 +931,3 @@ class HubSpotEmulator:
         return _json(response, status=207 if errors else 200, headers=headers)
 
     # -- admin ------------------------------------------------------------------------------
-    def _admin(self, request: Request) -> Response:
-        """``/__sandbox/<action>``: the Python API over HTTP, no auth.
-
-        ``GET stats``, ``GET records?type=&include_deleted=1``, ``POST touch {type, count}``,
-        ``POST create {type, count}``, ``POST delete {type, ids}``, ``POST expire_tokens``,
-        ``POST faults {fault, count}``.
-        """
-        action = request.path.removeprefix("/__sandbox/").strip("/")
-        body = request.get_json(silent=True) or {}
-        result: Any
-        try:
-            if action == "stats":
-                result = dict(self.stats)
-            elif action == "records":
-                flag = request.args.get("include_deleted", "").lower() in ("1", "true", "yes")
-                result = self.records(request.args.get("type", ""), include_deleted=flag)
-            elif action == "touch":
-                result = {"ids": self.touch(str(body["type"]), int(body.get("count", 1)))}
-            elif action == "create":
-                result = {"ids": self.create(str(body["type"]), int(body.get("count", 1)))}
-            elif action == "delete":
-                ids = body["ids"]
-                if not isinstance(ids, list):
-                    raise TypeError("ids must be a list")
-                self.delete(str(body["type"]), [str(i) for i in ids])
-                result = {"ids": ids}
-            elif action == "expire_tokens":
-                self.expire_tokens()
-                result = {"ok": True}
-            elif action == "faults":
-                self.inject(str(body["fault"]), int(body.get("count", 1)))
-                result = {"ok": True}
-            else:
-                return _json({"error": f"unknown action {action}"}, status=404)
-        except (KeyError, TypeError, ValueError) as exc:
-            return _json({"error": f"bad request: {exc}"}, status=400)
-        return _json(result)

@@ -52,6 +52,7 @@ from zoneinfo import ZoneInfo
 
 from werkzeug.wrappers import Request, Response
 
+from akita_pipelines.sandbox.churn import ChurnMeter
 from akita_pipelines.sandbox.world import World
 
 VERSIONS = tuple([f"1.{n}" for n in range(5)] + [f"2.{n}" for n in range(17)])
@@ -73,7 +74,6 @@ OPERATORS = {"=", "!=", "IN", "NIN", "<", "<=", ">", ">=", "~", "!~", "^", "$"}
 MAX_FILTERS_PER_GROUP = 15
 MAX_NESTING = 2
 WINDOW_SECONDS = 10
-MAX_CHURN_PER_REQUEST = 500
 
 
 def _error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
@@ -171,8 +171,7 @@ class IntercomEmulator:
         self._window_start = 0
         self._window_used = 0
         now = self.clock()
-        self._churn_at = now
-        self._churn_credit = 0.0
+        self._churn_meter = ChurnMeter(churn_per_minute, now)
         self._seed(coverage)
 
     # -- seeding ----------------------------------------------------------------------------
@@ -423,18 +422,7 @@ class IntercomEmulator:
             return dict(self.truth)
 
     def _churn(self) -> None:
-        if self.churn_per_minute <= 0:
-            return
-        now = self.clock()
-        start = self._churn_at
-        if now <= start:
-            return
-        self._churn_at = now
-        self._churn_credit += (now - start).total_seconds() / 60 * self.churn_per_minute
-        due = min(int(self._churn_credit), MAX_CHURN_PER_REQUEST)
-        self._churn_credit -= int(self._churn_credit)
-        for k in range(due):
-            at = start + (now - start) * (k + 1) / due
+        for at in self._churn_meter.due(self.clock()):
             kind = self.rng.choice(["companies", "contacts", "contacts", "conversations"])
             if self.rng.random() < 0.2:
                 self._create(kind, 1, at)

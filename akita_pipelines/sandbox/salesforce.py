@@ -42,7 +42,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -51,6 +51,8 @@ from typing import Any
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
+from akita_pipelines.sandbox.admin import admin_response
+from akita_pipelines.sandbox.churn import ChurnMeter
 from akita_pipelines.sandbox.world import World, history_person
 
 API_VERSIONS = [f"{v}.0" for v in range(31, 68)]
@@ -84,7 +86,6 @@ DEFAULT_BATCH, MIN_BATCH, MAX_BATCH = 2000, 200, 2000
 #: which bounds memory in a long-running demo.
 MAX_OPEN_CURSORS = 50
 USAGE_WINDOW = timedelta(hours=24)
-MAX_CHURN_PER_REQUEST = 500
 
 _ID_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?(Z|[+-]\d{2}:?\d{2})$")
@@ -548,8 +549,7 @@ class SalesforceEmulator:
         self.sequence = 0
         self._locators = 0
         self.objects: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in PREFIX}
-        self._churn_at = self.clock()
-        self._churn_credit = 0.0
+        self._churn_meter = ChurnMeter(churn_per_minute, self.clock())
         self.truth: dict[tuple[str, str, str], str] = {}
         self._seed(coverage)
 
@@ -783,19 +783,7 @@ class SalesforceEmulator:
         Stamps never fall before a request already answered, so churn never makes a record
         appear late behind a client's checkpoint.
         """
-        if self.churn_per_minute <= 0:
-            return
-        now = self.clock()
-        start = self._churn_at
-        if now <= start:
-            return
-        self._churn_at = now
-        self._churn_credit += (now - start).total_seconds() / 60 * self.churn_per_minute
-        due = int(self._churn_credit)
-        self._churn_credit -= due
-        due = min(due, MAX_CHURN_PER_REQUEST)
-        for k in range(due):
-            at = start + (now - start) * (k + 1) / due
+        for at in self._churn_meter.due(self.clock()):
             sobject = self.rng.choice(["Account", "Contact", "Contact", "Opportunity", "Case"])
             if self.rng.random() < 0.2:
                 self._create(sobject, 1, at)
@@ -808,7 +796,7 @@ class SalesforceEmulator:
         request = Request(environ)
         with self.lock:
             if request.path.startswith("/__sandbox/"):
-                response = self._admin(request)
+                response = admin_response(self, request, type_key="sobject")
             else:
                 self.stats["requests"] += 1
                 response = self._dispatch(request)
@@ -997,52 +985,3 @@ class SalesforceEmulator:
         return _json({"attributes": {"type": sobject,
                                      "url": f"{base}/sobjects/{sobject}/{record['Id']}"},
                       **record}, headers=headers)
-
-    def _admin(self, request: Request) -> Response:
-        """``/__sandbox/<action>``: the Python API over HTTP, no auth.
-
-        ``GET stats``, ``GET ground_truth``, ``GET records?sobject=&include_deleted=1``,
-        ``POST touch {sobject, ids | count}``, ``POST create {sobject, count}``,
-        ``POST delete {sobject, ids}``, ``POST expire_tokens``, ``POST faults {fault, count}``.
-        """
-        action = request.path.removeprefix("/__sandbox/").strip("/")
-        body = request.get_json(silent=True) or {}
-        result: Any
-        try:
-            if action == "stats":
-                result = dict(self.stats)
-            elif action == "ground_truth":
-                result = [{"provider": p, "type": t, "id": i, "entity": e}
-                          for (p, t, i), e in sorted(self.truth.items())]
-            elif action == "records":
-                flag = request.args.get("include_deleted", "").lower() in ("1", "true", "yes")
-                result = self.records(request.args.get("sobject", ""), include_deleted=flag)
-            elif action == "touch":
-                ids = body.get("ids")
-                count = body.get("count")
-                result = {"ids": self.touch(str(body["sobject"]),
-                                            None if count is None else int(count),
-                                            None if ids is None else _strings(ids))}
-            elif action == "create":
-                result = {"ids": self.create(str(body["sobject"]), int(body.get("count", 1)))}
-            elif action == "delete":
-                ids = _strings(body["ids"])
-                self.delete(str(body["sobject"]), ids)
-                result = {"ids": ids}
-            elif action == "expire_tokens":
-                self.expire_tokens()
-                result = {"ok": True}
-            elif action == "faults":
-                self.inject(str(body["fault"]), int(body.get("count", 1)))
-                result = {"ok": True}
-            else:
-                return _json({"error": f"unknown action {action}"}, status=404)
-        except (KeyError, TypeError, ValueError) as exc:
-            return _json({"error": f"bad request: {exc}"}, status=400)
-        return _json(result)
-
-
-def _strings(values: Iterable[Any]) -> list[str]:
-    if isinstance(values, str):
-        raise TypeError("ids must be a list")
-    return [str(v) for v in values]

@@ -44,12 +44,13 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from akita_pipelines.sandbox.admin import admin_response
+from akita_pipelines.sandbox.churn import ChurnMeter
 from akita_pipelines.sandbox.world import PersonView, World
 
 API_VERSION = "2023-08-16"
 PROVIDER = "stripe"
 DEFAULT_LIMIT, MAX_LIMIT, MAX_EVENT_TYPES = 10, 100, 20
-MAX_CHURN_PER_REQUEST = 500
 
 
 @dataclass(frozen=True)
@@ -210,8 +211,7 @@ class StripeEmulator:
         self.rng = random.Random(f"{world.seed}:stripe:churn")
         self._ids = random.Random(f"{world.seed}:stripe:ids")
         self._sequence = 0
-        self._churn_at = self.clock()
-        self._churn_credit = 0.0
+        self._churn_meter = ChurnMeter(churn_per_minute, self.clock())
         self._seed(coverage)
 
     # -- seeding ---------------------------------------------------------------------------
@@ -518,18 +518,8 @@ class StripeEmulator:
 
     def _churn(self) -> None:
         """Apply the changes due since the last request, stamped between then and now."""
-        if self.churn_per_minute <= 0:
-            return
-        now = self.clock()
-        start = self._churn_at
-        if now <= start:
-            return
-        self._churn_at = now
-        self._churn_credit += (now - start).total_seconds() / 60 * self.churn_per_minute
-        due = min(int(self._churn_credit), MAX_CHURN_PER_REQUEST)
-        self._churn_credit -= int(self._churn_credit)
-        for k in range(due):
-            at = unix(start + (now - start) * (k + 1) / due)
+        for when in self._churn_meter.due(self.clock()):
+            at = unix(when)
             resource = RESOURCES[self.rng.choice(["customers", "customers", "subscriptions",
                                                   "invoices"])]
             if self.rng.random() < 0.2 or not self.objects[resource.path]:
@@ -543,7 +533,7 @@ class StripeEmulator:
         request = Request(environ)
         with self.lock:
             if request.path.startswith("/__sandbox/"):
-                response = self._admin(request)
+                response = admin_response(self, request)
             else:
                 self.stats["requests"] += 1
                 try:
@@ -749,48 +739,6 @@ class StripeEmulator:
             return self._json({"id": customer_id, "object": "customer", "deleted": True})
         raise StripeError(405, f"Unrecognized request URL ({method}).")
 
-    def _admin(self, request: Request) -> Response:
-        """``/__sandbox/<action>``: the Python API over HTTP, no auth.
-
-        ``GET stats``, ``GET ground_truth``, ``GET records?type=&include_deleted=1``,
-        ``POST touch {type, count}``, ``POST create {type, count}``,
-        ``POST delete {type, ids}``, ``POST expire_tokens``, ``POST faults {fault, count}``.
-        """
-        action = request.path.removeprefix("/__sandbox/").strip("/")
-        body = request.get_json(silent=True) or {}
-        result: Any
-        try:
-            if action == "stats":
-                result = dict(self.stats)
-            elif action == "ground_truth":
-                result = [{"provider": p, "type": t, "id": i, "entity": e}
-                          for (p, t, i), e in sorted(self.truth.items())]
-            elif action == "records":
-                flag = request.args.get("include_deleted", "").lower() in ("1", "true", "yes")
-                result = self.records(request.args.get("type", ""), include_deleted=flag)
-            elif action == "touch":
-                result = {"ids": self.touch(str(body["type"]), int(body.get("count", 1)))}
-            elif action == "create":
-                result = {"ids": self.create(str(body["type"]), int(body.get("count", 1)))}
-            elif action == "delete":
-                ids = body["ids"]
-                if not isinstance(ids, list):
-                    raise TypeError("ids must be a list")
-                self.delete(str(body["type"]), [str(i) for i in ids])
-                result = {"ids": ids}
-            elif action == "expire_tokens":
-                self.expire_tokens()
-                result = {"ok": True}
-            elif action == "faults":
-                self.inject(str(body["fault"]), int(body.get("count", 1)))
-                result = {"ok": True}
-            else:
-                return Response(json.dumps({"error": f"unknown action {action}"}), status=404,
-                                mimetype="application/json")
-        except (KeyError, TypeError, ValueError) as exc:
-            return Response(json.dumps({"error": f"bad request: {exc}"}), status=400,
-                            mimetype="application/json")
-        return Response(json.dumps(result), mimetype="application/json")
 
 
 def _status_filter(resource: Resource, status: Any) -> Callable[[dict[str, Any]], bool]:

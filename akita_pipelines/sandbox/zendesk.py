@@ -62,6 +62,7 @@ from urllib.parse import urlencode
 
 from werkzeug.wrappers import Request, Response
 
+from akita_pipelines.sandbox.churn import ChurnMeter
 from akita_pipelines.sandbox.world import World
 
 #: Akita interaction type → Zendesk resource.
@@ -70,7 +71,6 @@ CURSOR_EXPORTS = ("tickets", "users")
 MAX_PER_PAGE = 1000
 EXPORT_WINDOW = timedelta(minutes=1)
 MIN_START_AGE = timedelta(minutes=1)
-MAX_CHURN_PER_REQUEST = 500
 #: Id ranges, as Zendesk's look: long numbers for organizations and users, small for tickets.
 ID_BASE = {"organizations": 360_000_000_000, "users": 361_000_000_000, "tickets": 0}
 #: The field ``touch`` flips on each resource, so a touched record differs in content too.
@@ -171,8 +171,7 @@ class ZendeskEmulator:
         self.data: dict[str, dict[int, dict[str, Any]]] = {r: {} for r in RESOURCES.values()}
         self.serial = dict.fromkeys(RESOURCES.values(), 0)
         self._export_calls: dict[str, deque[datetime]] = {}
-        self._churn_at = self.clock()
-        self._churn_credit = 0.0
+        self._churn_meter = ChurnMeter(churn_per_minute, self.clock())
         self.truth: dict[tuple[str, str, str], str] = {}
         self._seed(coverage)
 
@@ -440,18 +439,7 @@ class ZendeskEmulator:
 
     def _churn(self) -> None:
         """Apply the changes due since the last request, stamped between then and now."""
-        if self.churn_per_minute <= 0:
-            return
-        now = self.clock()
-        start = self._churn_at
-        if now <= start:
-            return
-        self._churn_at = now
-        self._churn_credit += (now - start).total_seconds() / 60 * self.churn_per_minute
-        due = min(int(self._churn_credit), MAX_CHURN_PER_REQUEST)
-        self._churn_credit -= int(self._churn_credit)
-        for k in range(due):
-            at = start + (now - start) * (k + 1) / due
+        for at in self._churn_meter.due(self.clock()):
             resource = self.rng.choice(["organizations", "users", "users", "tickets"])
             if self.rng.random() < 0.2:
                 self._create(resource, 1, at)

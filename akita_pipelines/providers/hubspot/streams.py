@@ -16,6 +16,7 @@ from akita_pipelines.core.clock import parse_datetime
 from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.providers.base import Stream
+from akita_pipelines.providers.payload import text as _text
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,6 @@ def object_info(source_object: str, config: Mapping[str, Any] | None = None) -> 
     return ObjectInfo(source_object)
 
 
-def _text(props: Mapping[str, Any], key: str) -> str | None:
-    value = props.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"property {key} must be a string, got {type(value).__name__}")
-    return value
 
 
 def associated_id(payload: Mapping[str, Any], other: str) -> str | None:

@@ -8,18 +8,12 @@ from typing import Any
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.providers.base import Stream
 from akita_pipelines.providers.mapping import as_datetime
+from akita_pipelines.providers.payload import text as _text
 
 #: Keys read into typed fields; everything else stays in ``fields``.
 _COMMON = ("type", "id", "updated_at")
 
 
-def _text(payload: Mapping[str, Any], key: str) -> str | None:
-    value = payload.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"{key} must be a string, got {type(value).__name__}")
-    return value
 
 
 def _mapping(payload: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:

@@ -8,17 +8,11 @@ from typing import Any
 from akita_pipelines.core.clock import parse_datetime
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.providers.base import Stream
+from akita_pipelines.providers.payload import text as _text
 
 _COMMON = ("Id", "SystemModstamp", "CreatedDate", "IsDeleted")
 
 
-def _text(payload: Mapping[str, Any], key: str) -> str | None:
-    value = payload.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"{key} must be a string, got {type(value).__name__}")
-    return value
 
 
 def _base(interaction_type: str, payload: Mapping[str, Any], **typed: Any) -> TypedRecord:

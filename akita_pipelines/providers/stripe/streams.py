@@ -17,6 +17,7 @@ from typing import Any
 from akita_pipelines.core.clock import parse_datetime
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.providers.base import Stream
+from akita_pipelines.providers.payload import text as _text
 
 #: Added by the connector to every payload: when the change it shows happened (ISO-8601).
 CHANGED_AT = "akita_changed_at"
@@ -66,13 +67,6 @@ def stamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _text(payload: Mapping[str, Any], key: str) -> str | None:
-    value = payload.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"{key} must be a string, got {type(value).__name__}")
-    return value
 
 
 def _ref(payload: Mapping[str, Any], key: str) -> str | None:

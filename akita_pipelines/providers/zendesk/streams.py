@@ -13,15 +13,7 @@ from typing import Any
 from akita_pipelines.core.clock import parse_datetime
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.providers.base import Stream
-
-
-def _text(payload: Mapping[str, Any], key: str) -> str | None:
-    value = payload.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"{key} must be a string, got {type(value).__name__}")
-    return value
+from akita_pipelines.providers.payload import text as _text
 
 
 def _ref(payload: Mapping[str, Any], key: str) -> str | None:

@@ -1,0 +1,64 @@
+"""``/__sandbox/<action>``: an emulator's Python test API over HTTP (no auth), shared by the
+emulators that serve it.
+
+``GET stats``, ``GET ground_truth``, ``GET records?<type_key>=&include_deleted=1``,
+``POST touch {<type_key>, count[, ids]}``, ``POST create {<type_key>, count}``,
+``POST delete {<type_key>, ids}``, ``POST expire_tokens``, ``POST faults {fault, count}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _ids(values: Any) -> list[str]:
+    if not isinstance(values, list):
+        raise TypeError("ids must be a list")
+    return [str(v) for v in values]
+
+
+def admin_response(emulator: Any, request: Request, *, type_key: str = "type") -> Response:
+    """Answer one admin request by calling the emulator's own methods."""
+    action = request.path.removeprefix("/__sandbox/").strip("/")
+    body = request.get_json(silent=True) or {}
+    result: Any
+    try:
+        if action == "stats":
+            result = dict(emulator.stats)
+        elif action == "ground_truth":
+            result = [{"provider": p, "type": t, "id": i, "entity": e}
+                      for (p, t, i), e in sorted(emulator.ground_truth().items())]
+        elif action == "records":
+            flag = request.args.get("include_deleted", "").lower() in ("1", "true", "yes")
+            result = emulator.records(request.args.get(type_key, ""), include_deleted=flag)
+        elif action == "touch":
+            kind, count = str(body[type_key]), body.get("count")
+            if "ids" in body:  # an emulator that can touch named records
+                result = {"ids": emulator.touch(kind, None if count is None else int(count),
+                                                _ids(body["ids"]))}
+            else:
+                result = {"ids": emulator.touch(kind, int(1 if count is None else count))}
+        elif action == "create":
+            result = {"ids": emulator.create(str(body[type_key]), int(body.get("count", 1)))}
+        elif action == "delete":
+            ids = _ids(body["ids"])
+            emulator.delete(str(body[type_key]), ids)
+            result = {"ids": ids}
+        elif action == "expire_tokens":
+            emulator.expire_tokens()
+            result = {"ok": True}
+        elif action == "faults":
+            emulator.inject(str(body["fault"]), int(body.get("count", 1)))
+            result = {"ok": True}
+        else:
+            return _json({"error": f"unknown action {action}"}, status=404)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return _json({"error": f"bad request: {exc}"}, status=400)
+    return _json(result)
