@@ -83,6 +83,9 @@ class ProviderSpec:
     #: Builds a stream from an integration's configuration, for custom interaction types (a
     #: Salesforce custom object, a table, an endpoint): ``config["streams"][name]``.
     custom_stream: Callable[[str, Mapping[str, Any]], Stream] | None = None
+    #: Whether a complete full read shows every live record, so that what it does not see can
+    #: be marked deleted (not for a file inbox: an old file taken away deletes nothing).
+    full_read_is_complete: bool = True
 
     def types_in_order(self, config: Mapping[str, Any] | None = None) -> list[str]:
         return sorted(self.streams_for(config or {}), key=lambda t: (type_order(t), t))

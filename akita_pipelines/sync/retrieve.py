@@ -126,7 +126,8 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
             result.quarantined += len(bad)
             if checkpoint is not None:
                 result.checkpoint = max(filter(None, (result.checkpoint, checkpoint)))
-        if full and since_at is None and result.quarantined == 0:
+        if (full and since_at is None and result.quarantined == 0
+                and spec.full_read_is_complete):
             # A complete read of everything: what it did not see is gone at the provider.
             # (Not after a resumed or windowed read, nor when a bad record went unstaged.)
             with engine.begin() as conn:

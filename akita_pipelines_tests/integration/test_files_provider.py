@@ -186,3 +186,30 @@ def test_an_fsspec_object_store_inbox(tmp_path: Path) -> None:
         assert [r["company_id"] for r in records] == ["1"]
     finally:
         fs.rm("/acme-inbox", recursive=True)
+
+
+def test_a_full_read_does_not_delete_rows_of_files_taken_out_of_the_inbox(
+        sqlite_engine: Any, tmp_path: Path) -> None:
+    """An inbox is a stream of deliveries, not a snapshot: archiving an old file deletes
+    nothing (deletions come through the ``deleted`` column)."""
+    from sqlalchemy import select
+
+    from akita_pipelines.core.types import Customer, Integration
+    from akita_pipelines.db.schema import interactions
+    from akita_pipelines.registry import add_customer, add_integration
+    from akita_pipelines.sync.service import sync_object
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    old = _drop(inbox, "accounts-1.csv", HEADER + "1,Acme,acme.example,2024-01-01,\n")
+    _drop(inbox, "accounts-2.csv", HEADER + "2,Globex,globex.example,2024-01-02,\n")
+    add_customer(sqlite_engine, Customer(id="acme", name="Acme"))
+    add_integration(sqlite_engine, Integration(id="files.acme", customer_id="acme",
+                                               provider="files", config=_config(inbox)), {})
+    sync_object(sqlite_engine, "files.acme", "accounts")
+    old.unlink()
+    full = sync_object(sqlite_engine, "files.acme", "accounts", full=True)
+    assert full.retrieved.reconciled_deleted == 0
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(select(interactions.c.external_id).where(
+            interactions.c.deleted_at.is_not(None))).all() == []

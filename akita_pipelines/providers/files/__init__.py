@@ -56,6 +56,7 @@ PROVIDER = ProviderSpec(
     settings={"sync_frequency_per_day": 24.0, "lookback_seconds": 3600, "page_size": 5000},
     required_config=("inbox",),
     custom_stream=files_stream,
+    full_read_is_complete=False,
 )
 
 __all__ = ["PROVIDER", "file_stream_settings"]
