@@ -33,6 +33,10 @@ from akita_pipelines.sync.scheduler import partition_changes, plan_runs
 MAX_RUNS_PER_TICK = 200
 #: Due objects read per tick (several objects of one integration make one run).
 MAX_DUE_PER_TICK = 2000
+#: New partitions registered per tick at most: the daemon checks every new key on its own
+#: (about 10 ms each), so onboarding 100k integrations at once would hold one tick ~15 minutes.
+#: The rest are added on the next ticks; their runs wait for their partitions.
+MAX_NEW_PARTITIONS_PER_TICK = 1000
 ACTIVE_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
                    DagsterRunStatus.STARTING, DagsterRunStatus.STARTED,
                    DagsterRunStatus.CANCELING]
@@ -64,6 +68,15 @@ def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
         current = {p: context.instance.get_dynamic_partitions(partitions_name(p))
                    for p in providers}
         changes = partition_changes(registered, current)
+        budget = MAX_NEW_PARTITIONS_PER_TICK
+        adds: dict[str, list[str]] = {}
+        for provider, keys in sorted(changes.add.items()):
+            if budget > 0:
+                adds[provider] = sorted(keys)[:budget]
+                budget -= len(adds[provider])
+        known = {k for keys in current.values() for k in keys}
+        known |= {k for keys in adds.values() for k in keys}
+        due = [o for o in due if o.integration_id in known]
         runs = plan_runs(due, in_flight=in_flight_integrations(context),
                          known_providers=providers, max_runs=MAX_RUNS_PER_TICK)
         # No run_key: keys de-duplicate forever (even after a failed run); the in-flight check
@@ -80,8 +93,7 @@ def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
             for run in runs
         ]
         partition_requests: list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest] = [
-            *(integrations_partitions(p).build_add_request(list(keys))
-              for p, keys in changes.add.items()),
+            *(integrations_partitions(p).build_add_request(keys) for p, keys in adds.items()),
             *(integrations_partitions(p).build_delete_request(list(keys))
               for p, keys in changes.delete.items()),
         ]

@@ -99,6 +99,27 @@ def _started() -> object:
     return DagsterRunStatus.STARTED
 
 
+def test_sensor_onboards_a_burst_of_integrations_over_several_ticks(
+        registered: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from akita_pipelines.defs import sensors
+
+    monkeypatch.setattr(sensors, "MAX_NEW_PARTITIONS_PER_TICK", 1)
+    db = AkitaDatabase(url=registered.url.render_as_string(hide_password=False))
+    defs = build_definitions(database=db)
+    with instance_for_test() as instance:
+        first = _tick(defs, instance, db)
+        adds = [list(r.partition_keys)
+                for r in first.dynamic_partitions_requests]  # type: ignore[attr-defined]
+        assert adds == [["salesforce.acme"]]
+        # Only the integration whose partition exists (or is added now) gets a run.
+        assert [r.partition_key
+                for r in first.run_requests] == ["salesforce.acme"]  # type: ignore[attr-defined]
+        instance.add_dynamic_partitions("salesforce_integrations", ["salesforce.acme"])
+        second = _tick(defs, instance, db)
+        assert [list(r.partition_keys) for r in  # type: ignore[attr-defined]
+                second.dynamic_partitions_requests] == [["salesforce.globex"]]
+
+
 def test_sensor_skips_when_nothing_is_due(tmp_path: Path, sqlite_engine: Engine) -> None:
     db = AkitaDatabase(url=sqlite_engine.url.render_as_string(hide_password=False))
     defs = build_definitions(database=db)
