@@ -42,7 +42,7 @@ from akita_pipelines.sandbox.server import QuietHandler, start_sandbox
 from akita_pipelines.sandbox.world import World
 from akita_pipelines.sync.service import sync_object
 
-SPECS = Path("/work/shared/provider-specs/hubspot")
+SPECS = Path(__file__).resolve().parents[1] / "provider_specs" / "hubspot"
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 

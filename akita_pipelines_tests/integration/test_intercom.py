@@ -39,7 +39,7 @@ from akita_pipelines.sandbox.server import QuietHandler, Sandbox, start_sandbox
 from akita_pipelines.sandbox.world import World
 from akita_pipelines.sync.service import sync_object
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "provider-specs" / "intercom"
+SPECS = Path(__file__).resolve().parents[1] / "provider_specs" / "intercom"
 LA = ZoneInfo("America/Los_Angeles")
 
 

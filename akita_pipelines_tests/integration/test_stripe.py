@@ -34,7 +34,7 @@ from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from akita_pipelines.sandbox.stripe import StripeEmulator
 from akita_pipelines.sync.service import SyncResult, sync_object
 
-SPEC = Path("/work/shared/provider-specs/stripe/spec3.2023-09-12.yaml")
+SPEC = Path(__file__).resolve().parents[1] / "provider_specs" / "stripe" / "spec3.2023-09-12.yaml"
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
