@@ -22,6 +22,7 @@ from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import (
     AkitaError,
     AuthError,
+    DataError,
     ProviderError,
     RateLimited,
     TransientError,
@@ -58,6 +59,18 @@ def describe(method: str, url: str) -> str:
     """``GET host/path`` without the query string (it may carry keys or tokens)."""
     parts = urlsplit(url)
     return f"{method} {parts.netloc}{parts.path}"
+
+
+def json_object(response: requests.Response, what: str) -> dict[str, Any]:
+    """The response body as a JSON object; a DataError naming ``what`` when it is not one
+    (a truncated or garbled page is the provider's fault, not a crash)."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise DataError(f"{what}: the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise DataError(f"{what}: the body is not a JSON object")
+    return body
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:

@@ -48,6 +48,7 @@ from akita_pipelines.core.errors import (
 )
 from akita_pipelines.providers.auth import CredentialStore, OAuth2RefreshGrant
 from akita_pipelines.providers.base import ConnectionContext, Page, Stream
+from akita_pipelines.providers.http import json_object
 from akita_pipelines.providers.hubspot.streams import ObjectInfo, object_info
 
 MAX_SEARCH_LIMIT = 200
@@ -240,13 +241,7 @@ class HubSpotConnector:
                                     ) from None
                 self.oauth.refresh(stale_token=token)
                 continue
-            try:
-                body = response.json()
-            except ValueError:
-                raise DataError(f"HubSpot returned a body that is not JSON ({path})") from None
-            if not isinstance(body, dict):
-                raise DataError(f"HubSpot returned a body that is not an object ({path})")
-            return body
+            return json_object(response, f"HubSpot {path}")
         raise AssertionError("unreachable")
 
     def _search(self, stream: Stream, filters: list[dict[str, str]],

@@ -43,6 +43,7 @@ from akita_pipelines.core.errors import (
     TransientError,
 )
 from akita_pipelines.providers.base import ConnectionContext, Page, Stream
+from akita_pipelines.providers.http import json_object
 from akita_pipelines.providers.mapping import iso
 
 log = logging.getLogger(__name__)
@@ -186,13 +187,7 @@ class IntercomConnector:
             headers={"Authorization": f"Bearer {token}", "Intercom-Version": self.version,
                      "Accept": "application/json"},
             error_hook=error_hook, throttle=throttle)
-        try:
-            payload = response.json()
-        except ValueError:
-            raise DataError(f"Intercom returned a response that is not JSON ({path})") from None
-        if not isinstance(payload, dict):
-            raise DataError(f"Intercom returned a response that is not an object ({path})")
-        return payload
+        return json_object(response, f"Intercom {path}")
 
     def workspace_zone(self) -> tzinfo | None:
         """The workspace's time zone from ``GET /me`` (None when it cannot be told)."""

@@ -28,6 +28,7 @@ from akita_pipelines.core.errors import (
 )
 from akita_pipelines.providers.auth import OAuth2RefreshGrant
 from akita_pipelines.providers.base import ConnectionContext, Page, Stream
+from akita_pipelines.providers.http import json_object
 
 API_VERSION = "v59.0"
 
@@ -118,11 +119,8 @@ class SalesforceConnector:
                     raise AuthError("Salesforce session still invalid after a refresh") from None
                 self.oauth.refresh(stale_token=token)
                 continue
-            try:
-                body = response.json()
-            except ValueError:
-                raise DataError(f"Salesforce returned a page that is not JSON ({path})") from None
-            if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+            body = json_object(response, f"Salesforce page {path}")
+            if not isinstance(body.get("records"), list):
                 raise DataError(f"Salesforce returned a page without records ({path})")
             return body
         raise AssertionError("unreachable")

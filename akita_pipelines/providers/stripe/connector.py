@@ -50,7 +50,7 @@ from akita_pipelines.core.errors import (
     TransientError,
 )
 from akita_pipelines.providers.base import ConnectionContext, Page, Stream
-from akita_pipelines.providers.http import retry_after_seconds
+from akita_pipelines.providers.http import json_object, retry_after_seconds
 from akita_pipelines.providers.stripe.streams import CHANGED_AT, RESOURCES, Resource, stamp
 
 log = logging.getLogger(__name__)
@@ -162,11 +162,8 @@ class StripeConnector:
             "GET", f"{self.base_url}/v1/{path}", params=params,
             headers={"Authorization": f"Bearer {self._key()}", "Stripe-Version": API_VERSION},
             error_hook=error_hook)
-        try:
-            body = response.json()
-        except ValueError:
-            raise DataError(f"Stripe returned a page that is not JSON (/v1/{path})") from None
-        if not isinstance(body, dict) or body.get("object") != "list" \
+        body = json_object(response, f"Stripe page /v1/{path}")
+        if body.get("object") != "list" \
                 or not isinstance(body.get("data"), list) \
                 or not isinstance(body.get("has_more"), bool):
             raise DataError(f"Stripe returned a page that is not a list object (/v1/{path})")

@@ -52,6 +52,7 @@ from akita_pipelines.core.errors import (
 )
 from akita_pipelines.providers.auth import OAuth2RefreshGrant
 from akita_pipelines.providers.base import ConnectionContext, Page, Stream
+from akita_pipelines.providers.http import json_object
 
 log = logging.getLogger(__name__)
 
@@ -217,14 +218,7 @@ class ZendeskConnector:
                                     "re-authorise the integration") from None
                 self._refresh(stale_token=token)
                 continue
-            try:
-                body = response.json()
-            except ValueError:
-                raise DataError(f"Zendesk returned an export page that is not JSON ({path})"
-                                ) from None
-            if not isinstance(body, dict):
-                raise DataError(f"Zendesk returned an export page that is not an object ({path})")
-            return body
+            return json_object(response, f"Zendesk export page {path}")
         raise AssertionError("unreachable")
 
     @staticmethod
