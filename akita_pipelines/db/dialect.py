@@ -1,11 +1,22 @@
-"""Dialect-specific statements: INSERT … ON CONFLICT on SQLite and PostgreSQL."""
+"""Dialect-specific statements: INSERT … ON CONFLICT and set membership on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
@@ -30,3 +41,18 @@ def upsert(conn: Connection, table: Table, keys: Sequence[str], values: Mapping[
     return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
         index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
     )
+
+
+def among(conn: Connection, column: ColumnElement[Any], values: Iterable[Any]
+          ) -> ColumnElement[bool]:
+    """``column IN values`` as one bound parameter, whatever the number of values.
+
+    ``IN (…)`` with thousands of values costs more to render and bind than the query costs to
+    run; PostgreSQL takes an array (``= ANY(:values)``), SQLite a JSON array it unnests
+    (``IN (SELECT value FROM json_each(:values))``).
+    """
+    listed = list(values)
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, listed, type_=postgresql.ARRAY(column.type)))
+    return column.in_(select(literal_column("value")).select_from(
+        func.json_each(bindparam(None, json.dumps(listed)))))

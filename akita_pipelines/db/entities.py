@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Connection, Table, bindparam, delete, func
 
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.db.bulk import copy_upsert, sqlite_upsert, use_copy, use_driver
-from akita_pipelines.db.dialect import insert_for, upsert
+from akita_pipelines.db.dialect import among, insert_for, upsert
 from akita_pipelines.db.schema import (
     account_links,
     accounts,
@@ -88,7 +88,7 @@ def existing_links(conn: Connection, table: Table, entity_column: str,
     if not ids:
         return {}
     rows = conn.execute(select(table.c.interaction_id, table.c[entity_column])
-                        .where(table.c.interaction_id.in_(ids)))
+                        .where(among(conn, table.c.interaction_id, ids)))
     return {r[0]: r[1] for r in rows}
 
 
@@ -103,7 +103,7 @@ def account_of_refs(conn: Connection, integration_id: str,
         .join(account_links, account_links.c.interaction_id == interactions.c.id)
         .where(interactions.c.integration_id == integration_id,
                interactions.c.interaction_type == "accounts",
-               interactions.c.external_id.in_(refs)))
+               among(conn, interactions.c.external_id, refs)))
     return {r.external_id: r.account_id for r in rows}
 
 
@@ -117,7 +117,7 @@ def contact_of_refs(conn: Connection, integration_id: str,
         .join(contact_links, contact_links.c.interaction_id == interactions.c.id)
         .where(interactions.c.integration_id == integration_id,
                interactions.c.interaction_type == "contacts",
-               interactions.c.external_id.in_(refs)))
+               among(conn, interactions.c.external_id, refs)))
     return {r.external_id: r.contact_id for r in rows}
 
 
@@ -140,12 +140,13 @@ def lookup_keys(conn: Connection, customer_id: str, kind: str,
     """Match keys (ids, tier-2 keys, block keys) → the customer's entities indexed under them."""
     wanted = sorted(set(keys))
     found: dict[str, list[int]] = {}
-    for chunk in _chunks(wanted):
-        rows = conn.execute(select(match_keys.c.key, match_keys.c.entity_id).where(
-            match_keys.c.customer_id == customer_id, match_keys.c.kind == kind,
-            match_keys.c.key.in_(chunk)))
-        for key, entity_id in rows:
-            found.setdefault(key, []).append(entity_id)
+    if not wanted:
+        return found
+    rows = conn.execute(select(match_keys.c.key, match_keys.c.entity_id).where(
+        match_keys.c.customer_id == customer_id, match_keys.c.kind == kind,
+        among(conn, match_keys.c.key, wanted)))
+    for key, entity_id in rows:
+        found.setdefault(key, []).append(entity_id)
     for ids in found.values():
         ids.sort()
     return found
@@ -157,8 +158,8 @@ def load_profiles(conn: Connection, kind: str, entity_ids: Iterable[int],
     table = TABLES[kind][0]
     wanted = sorted(set(entity_ids))
     profiles: dict[int, Profile] = {}
-    for chunk in _chunks(wanted):
-        rows = conn.execute(select(table).where(table.c.id.in_(chunk),
+    if wanted:
+        rows = conn.execute(select(table).where(among(conn, table.c.id, wanted),
                                                 table.c.merged_into.is_(None)))
         for r in rows:
             m = r._mapping

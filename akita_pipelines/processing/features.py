@@ -117,7 +117,7 @@ def contact_record(rid: int, *, email: str | None, first_name: str | None,
     return Record(
         rid=rid, ids=ids, key=key, name=full, first=first, last=last,
         first_variants=_variants(first),
-        domain=nz.account_domain(None, key) if key else None, phone=e164,
+        domain=nz.email_domain(key), phone=e164,
         address=_address(address), birth_date=_digits(birth_date), linked=linked,
         account=account, source=source, updated_at=updated_at,
         company=f"#{account}" if isinstance(account, int) else company_key(company),
@@ -144,7 +144,7 @@ def contact_profile(entity_id: int, *, email: str | None, first_name: str | None
         entity_id=entity_id, key=email, name=" ".join(p for p in (first, last) if p) or None,
         first=first, last=last,
         first_variants=_variants(first),
-        domain=nz.account_domain(None, email) if email else None, phone=phone,
+        domain=nz.email_domain(email), phone=phone,
         company=f"#{account_id}" if account_id is not None else None,
         source_rank=source_rank, updated_at=updated_at,
         values={"email": email, "name": name, "first_name": first_name,
@@ -172,7 +172,7 @@ def company_key(name: str | None) -> str | None:
     return (nz.normalize_company_name(name) or None) if name else None
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=65536)
 def _person(name: str | None) -> str | None:
     return (nz.normalize_person_name(name) or None) if name else None
 

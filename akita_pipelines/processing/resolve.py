@@ -329,9 +329,22 @@ def _address(a: Record | Profile, b: Record | Profile, ev: dict[str, Any],
 # ---------------------------------------------------------------- blocking
 
 
-def block_keys(kind: Kind, r: Record | Profile) -> set[str]:
+def block_keys(kind: Kind, r: Record | Profile) -> frozenset[str]:
     """Keys under which a record is compared with others in tier 3. Several passes, so one
-    typo does not hide a pair: transposition-proof anagram keys, phone, domain label."""
+    typo does not hide a pair: transposition-proof anagram keys, phone, domain label.
+
+    Computed once per record: a batch asks for them while gathering candidates, blocking and
+    indexing new entities (the memo lives in the instance's ``__dict__``, beside the frozen
+    fields, and takes no part in equality)."""
+    memo = r.__dict__.get("_blocks")
+    if memo is not None and memo[0] == kind:
+        return memo[1]
+    keys = frozenset(_block_keys(kind, r))
+    r.__dict__["_blocks"] = (kind, keys)
+    return keys
+
+
+def _block_keys(kind: Kind, r: Record | Profile) -> set[str]:
     keys: set[str] = set()
     if kind == "accounts":
         if r.name:

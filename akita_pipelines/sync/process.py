@@ -34,7 +34,7 @@ from akita_pipelines.processing.features import (
     cross_ids,
     own_id,
 )
-from akita_pipelines.processing.normalize import account_domain, normalize_email
+from akita_pipelines.processing.normalize import account_domain, email_domain, normalize_email
 from akita_pipelines.processing.resolve import Kind, Record, block_keys, resolve
 from akita_pipelines.providers.base import Stream
 from akita_pipelines.providers.registry import get_provider
@@ -112,7 +112,7 @@ def _contact_accounts(conn: Connection, customer_id: str, integration_id: str,
     by_ref = entities.account_of_refs(conn, integration_id, (r.account_ref for r in live
                                                              if r.account_ref))
     refs = {r.external_id: account_ids(r.fields) for r in live}
-    domains = {r.external_id: account_domain(None, normalize_email(r.email)) for r in live
+    domains = {r.external_id: email_domain(normalize_email(r.email)) for r in live
                if r.email}
     keys = {k for ks in refs.values() for k in ks} | {"k:" + d for d in domains.values() if d}
     targets = entities.related_targets(conn, customer_id, "accounts", keys)
