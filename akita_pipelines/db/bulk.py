@@ -151,7 +151,17 @@ def _sqlite_executemany(conn: Connection, table: Table, columns: list[str],
                 if set_sql else "DO NOTHING")
     # Column by column: one map() per column instead of a Python call per value.
     values = [[row[c] for row in rows] for c in columns]
-    converted = [vals if p is None else list(map(p, vals))
+    converted = [vals if p is None else _convert(p, vals)
                  for p, vals in zip(processors, values, strict=True)]
     params = list(zip(*converted, strict=True))
     conn.exec_driver_sql(sql, params)
+
+
+def _convert(processor: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """``processor`` over a column, once per distinct object: a batch's rows share their
+    timestamp and customer objects, and a datetime's conversion is the costly part."""
+    distinct = {id(v): v for v in values}
+    if len(distinct) * 2 > len(values):
+        return list(map(processor, values))
+    done = {key: processor(v) for key, v in distinct.items()}
+    return [done[id(v)] for v in values]

@@ -158,9 +158,12 @@ def load_profiles(conn: Connection, kind: str, entity_ids: Iterable[int],
     table = TABLES[kind][0]
     wanted = sorted(set(entity_ids))
     profiles: dict[int, Profile] = {}
+    names = ["id", "name", "phone", "source", "source_updated_at"]
+    names += ["domain"] if kind == "accounts" else ["email", "first_name", "last_name",
+                                                    "account_id"]
     if wanted:
-        rows = conn.execute(select(table).where(among(conn, table.c.id, wanted),
-                                                table.c.merged_into.is_(None)))
+        rows = conn.execute(select(*(table.c[n] for n in names)).where(
+            among(conn, table.c.id, wanted), table.c.merged_into.is_(None)))
         for r in rows:
             m = r._mapping
             if kind == "accounts":
@@ -220,9 +223,9 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
                            dict(merge.evidence))
     if plan.links:
         rows = [{"interaction_id": link.interaction_id,
-                 column: _resolve(link.entity, new_ids), "customer_id": customer_id,
-                 "rule": link.rule, "score": link.score, "evidence": dict(link.evidence),
-                 "linked_at": now} for link in plan.links]
+                 column: link.entity if type(link.entity) is int else new_ids.get(link.entity),
+                 "customer_id": customer_id, "rule": link.rule, "score": link.score,
+                 "evidence": link.evidence, "linked_at": now} for link in plan.links]
         cols = [column, "rule", "score", "evidence", "linked_at"]
         if use_copy(conn, len(rows)):
             copy_upsert(conn, links, rows, keys=["interaction_id"],
@@ -232,11 +235,9 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
                           set_sql={c: f"excluded.{c}" for c in cols})
         else:
             conn.execute(upsert(conn, links, ["interaction_id"], None, update=cols), rows)
-    known = {(e, "k:" + k) for k, ids in existing.by_key.items() for e in ids}
-    known |= {(e, k) for k, e in existing.by_id.items()}
-    known |= {(e, k) for k, ids in existing.by_block.items() for e in ids}
     key_rows = sorted({(_resolve(e, new_ids), k) for e, k in plan.new_keys
-                       if (e, k) not in known and len(k) <= 400}, key=lambda x: (x[1], x[0] or 0))
+                       if len(k) <= 400 and not _indexed(existing, e, k)},
+                      key=lambda x: (x[1], x[0] or 0))
     if key_rows:
         rows = [{"customer_id": customer_id, "kind": kind, "key": k, "entity_id": e}
                 for e, k in key_rows if e is not None]
@@ -288,6 +289,15 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
                          .values(account_id=bindparam("_account"), updated_at=bindparam("_now")),
                          params)
     return new_ids
+
+
+def _indexed(existing: Existing, entity: EntityRef, key: str) -> bool:
+    """Whether the match index holds ``key`` → ``entity`` already (as gathered for the batch)."""
+    if key.startswith("k:"):
+        return entity in existing.by_key.get(key[2:], ())
+    if key.startswith("b:"):
+        return entity in existing.by_block.get(key, ())
+    return existing.by_id.get(key) == entity
 
 
 def _insert_entities(conn: Connection, table: Table, keys: Sequence[str],

@@ -57,24 +57,36 @@ def account_ids(fields: Mapping[str, Any]) -> tuple[str, ...]:
     return _scan(fields, _ENTITY_WORDS["accounts"] - {""}, external=False)
 
 
+@lru_cache(maxsize=4096)
+def _id_role(key: str) -> tuple[str, str, str] | None:
+    """What a field name says about its value: ("ext", entity word, "") for an external id,
+    ("cross", entity word, system) for another system's id, None for anything else. Cached by
+    name: a stream's records repeat the same few dozen field names."""
+    # A flattened header ("metadata.salesforce_account_id") names its last part.
+    name = key.rsplit(".", 1)[-1].lower().replace("-", "_").replace(" ", "_")
+    if _EXTERNAL.match(name):
+        return "ext", name.split("external")[0].rstrip("_"), ""
+    match = _CROSS.match(name)
+    if match and match["system"] in _SYSTEMS:
+        return "cross", match["entity"] or "", _SYSTEMS[match["system"]]
+    return None
+
+
 def _scan(fields: Mapping[str, Any], words: frozenset[str], *, external: bool
           ) -> tuple[str, ...]:
     found: set[str] = set()
     for key, value in _flat(fields):
-        if value is None or isinstance(value, (bool, Mapping, list)):
+        role = _id_role(key)
+        if role is None or value is None or isinstance(value, (bool, Mapping, list)):
             continue
         text = str(value).strip()
-        if not text:
+        if not text or role[1] not in words:
             continue
-        # A flattened header ("metadata.salesforce_account_id") names its last part.
-        name = key.rsplit(".", 1)[-1].lower().replace("-", "_").replace(" ", "_")
-        if _EXTERNAL.match(name):
-            if external and name.split("external")[0].rstrip("_") in words:
+        if role[0] == "ext":
+            if external:
                 found.add(f"ext:{text}")
-            continue
-        match = _CROSS.match(name)
-        if match and match["system"] in _SYSTEMS and (match["entity"] or "") in words:
-            found.add(own_id(_SYSTEMS[match["system"]], text))
+        else:
+            found.add(own_id(role[2], text))
     return tuple(sorted(found))
 
 
@@ -160,10 +172,23 @@ def address_of(fields: Mapping[str, Any]) -> str | None:
     """An address line from whichever address-like fields a source has, in a fixed order."""
     if not fields:
         return None
+    if not any(isinstance(v, Mapping) for v in fields.values()):
+        # Flat fields (most sources): which keys are address parts is decided once per key set.
+        found = (fields[k] for k in _address_keys(tuple(fields)))
+        parts = [str(v) for v in found if isinstance(v, (str, int)) and str(v).strip()]
+        return " ".join(parts) or None
     lowered = {str(k).lower(): v for k, v in _flat(fields)}
     parts = [str(lowered[k]) for k in _ADDRESS_FIELDS
              if isinstance(lowered.get(k), (str, int)) and str(lowered[k]).strip()]
     return " ".join(parts) or None
+
+
+@lru_cache(maxsize=1024)
+def _address_keys(keys: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The address-like keys among ``keys``, in :data:`_ADDRESS_FIELDS` order (for a repeated
+    lower-cased name, the last key wins, as in the general path)."""
+    lowered = {str(k).lower(): k for k in keys}
+    return tuple(lowered[name] for name in _ADDRESS_FIELDS if name in lowered)
 
 
 @lru_cache(maxsize=8192)

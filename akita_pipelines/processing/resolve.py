@@ -399,22 +399,33 @@ class _Clusters:
         self.entity_anchor = entity_anchor
 
     def add(self, node: tuple[str, int], anchor: str | None = None) -> None:
+        # A record's sets are created when it first has something to hold: most records of
+        # a batch stay alone, and the empty sets were most of the cost.
         if node not in self.parent:
             self.parent[node] = node
-            self.entities[node] = {node[1]} if node[0] == "e" else set()
-            self.anchors[node] = set()
             if node[0] == "e":
+                self.entities[node] = {node[1]}
                 anchor = anchor or self.entity_anchor(node[1])
         if anchor:
-            self.anchors[self.find(node)].add(anchor)
+            root = self.find(node)
+            if root in self.anchors:
+                self.anchors[root].add(anchor)
+            else:
+                self.anchors[root] = {anchor}
+
+    def held(self, root: tuple[str, int]) -> set[int]:
+        """The existing entities in the cluster of ``root`` (a root from :meth:`find`)."""
+        return self.entities.get(root, _NONE)
 
     def find(self, node: tuple[str, int]) -> tuple[str, int]:
-        self.add(node)
+        parent = self.parent
+        if node not in parent:
+            self.add(node)
         root = node
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[node] != root:
-            self.parent[node], node = root, self.parent[node]
+        while parent[root] != root:
+            root = parent[root]
+        while parent[node] != root:
+            parent[node], node = root, parent[node]
         return root
 
     def union(self, a: tuple[str, int], b: tuple[str, int], *, bridge: bool = True) -> bool:
@@ -422,16 +433,22 @@ class _Clusters:
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return True
-        if not bridge and ((self.entities[ra] and self.entities[rb]) or (
-                self.anchors[ra] and self.anchors[rb]
-                and not (self.anchors[ra] & self.anchors[rb]))):
+        ents_a, ents_b = self.entities.get(ra), self.entities.get(rb)
+        anch_a, anch_b = self.anchors.get(ra), self.anchors.get(rb)
+        if not bridge and ((ents_a and ents_b) or (anch_a and anch_b and not (anch_a & anch_b))):
             return False
         if rb < ra:
             ra, rb = rb, ra
+            ents_a, ents_b, anch_a, anch_b = ents_b, ents_a, anch_b, anch_a
         self.parent[rb] = ra
-        self.entities[ra] |= self.entities.pop(rb)
-        self.anchors[ra] |= self.anchors.pop(rb)
+        if ents_b:
+            self.entities[ra] = (ents_a or set()) | self.entities.pop(rb)
+        if anch_b:
+            self.anchors[ra] = (anch_a or set()) | self.anchors.pop(rb)
         return True
+
+
+_NONE: set[int] = set()  # shared and never mutated: held() of a cluster without entities
 
 
 # ---------------------------------------------------------------- the planner
@@ -443,6 +460,9 @@ class _Why:
     score: float = 1.0
     evidence: dict[str, Any] = field(default_factory=dict)
     strength: int = 0  # 3 ids, 2 key, 1 fuzzy
+
+
+_NEW = _Why()  # shared, never mutated: note() replaces entries
 
 
 def resolve(kind: Kind, records: Iterable[Record], existing: Existing | None = None, *,
@@ -469,11 +489,11 @@ def resolve(kind: Kind, records: Iterable[Record], existing: Existing | None = N
         return f"k:{p.key}" if strong and p is not None else None
 
     uf = _Clusters(entity_anchor)
-    why: dict[int, _Why] = {r.rid: _Why() for r in recs}
+    why: dict[int, _Why] = {}  # absent: "new" until a tier notes a rule
 
     def note(rid: int, rule: str, strength: int, score: float = 1.0,
              evidence: Mapping[str, Any] | None = None) -> None:
-        current = why[rid]
+        current = why.get(rid, _NEW)
         if strength > current.strength or (strength == current.strength
                                            and current.rule == "new"):
             why[rid] = _Why(rule, score, dict(evidence or {}), strength)
@@ -495,7 +515,7 @@ def resolve(kind: Kind, records: Iterable[Record], existing: Existing | None = N
                 uf.union(("r", r.rid), ("e", hit))
                 if hit != r.linked:
                     note(r.rid, "id", 3, evidence={"id": key})
-    for key, rids in sorted(holders.items()):
+    for key, rids in sorted(item for item in holders.items() if len(item[1]) > 1):
         for rid in rids[1:]:
             uf.union(("r", rids[0]), ("r", rid))
             note(rid, "id", 3, evidence={"id": key})
@@ -508,12 +528,14 @@ def resolve(kind: Kind, records: Iterable[Record], existing: Existing | None = N
             by_key[r.key].append(r)
     rule2 = "email" if kind == "contacts" else "domain"
     for key, group in sorted(by_key.items()):
+        if len(group) == 1 and key not in existing.by_key and _has_name(kind, group[0]):
+            continue  # a named record alone with its key: nothing to join or review
         _tier2(kind, key, group, [existing.profiles[e] for e in existing.by_key.get(key, ())
                                   if e in existing.profiles], uf, note, plan, rule2)
 
     # Tier 3: records whose cluster holds no existing entity and that no tier-2 key joined.
     def unresolved(r: Record) -> bool:
-        return not uf.entities[uf.find(("r", r.rid))] and why[r.rid].strength < 2
+        return not uf.held(uf.find(("r", r.rid))) and why.get(r.rid, _NEW).strength < 2
 
     pending = [r for r in recs if unresolved(r)]
     if pending:
@@ -524,25 +546,26 @@ def resolve(kind: Kind, records: Iterable[Record], existing: Existing | None = N
     for r in recs:
         clusters[uf.find(("r", r.rid))].append(r)
     for root, members in sorted(clusters.items(), key=lambda kv: kv[1][0].sort_key()):
-        held = sorted(uf.entities[root])
+        held = sorted(uf.held(root))
         entity: EntityRef
         founder: Record | None = None
         if held:
             entity = held[0]
             if len(held) > 1:
-                plan.merges.append(Merge(entity, tuple(held[1:]), {
-                    "bridged_by": sorted(m.rid for m in members if why[m.rid].strength >= 2)}))
+                bridges = sorted(m.rid for m in members if why.get(m.rid, _NEW).strength >= 2)
+                plan.merges.append(Merge(entity, tuple(held[1:]), {"bridged_by": bridges}))
             update = _survive(members, rank, existing.profiles[entity])
             if update:
                 plan.updates[entity] = update
         else:
             # The founder: the record with the most identifying content (a key, ids).
-            founder = min(members, key=lambda m: (m.key is None, not m.ids, m.sort_key()))
+            founder = members[0] if len(members) == 1 else \
+                min(members, key=lambda m: (m.key is None, not m.ids, m.sort_key()))
             entity = f"new:{founder.rid}"
             plan.new_entities.append(NewEntity(entity, _survive(members, rank, None),
                                                _account_of(members, rank)))
         for m in members:
-            w = why[m.rid]
+            w = why.get(m.rid, _NEW)
             if not held and m is founder:
                 plan.links.append(Link(m.rid, entity, "new", 1.0, w.evidence))
             else:
@@ -678,17 +701,17 @@ def _tier3(kind: Kind, pending: Sequence[Record], recs: Sequence[Record], existi
     pairs: dict[tuple[int, tuple[str, int]], tuple[Score, Record]] = {}
     for r in pending:
         seen: set[tuple[str, int]] = set()
-        for k in sorted(block_keys(kind, r)):
+        for k in block_keys(kind, r):  # any order: every pair is ranked below
             ents = existing.by_block.get(k, ())
-            if len(ents) <= MAX_BLOCK:
+            if ents and len(ents) <= MAX_BLOCK:
                 for e in ents:
                     if ("e", e) not in seen and e in existing.profiles:
                         seen.add(("e", e))
                         if r.key and existing.profiles[e].key == r.key:
                             continue  # tier 2 kept them apart on purpose
                         pairs[(r.rid, ("e", e))] = (score_pair(kind, r, existing.profiles[e]), r)
-            others = blocks.get(k, ())
-            if len(others) <= MAX_BLOCK:
+            others = blocks[k]  # r itself is one of them
+            if 1 < len(others) <= MAX_BLOCK:
                 for o in others:
                     node = ("r", o.rid)
                     if o.rid == r.rid or node in seen:
@@ -719,6 +742,8 @@ def _tier3(kind: Kind, pending: Sequence[Record], recs: Sequence[Record], existi
 
 
 def _best_first(members: Sequence[Record], rank: Callable[[str], int]) -> list[Record]:
+    if len(members) == 1:
+        return list(members)
     return sorted(members, key=lambda m: (rank(m.source), -(m.updated_at.timestamp()
                                                             if m.updated_at else 0.0),
                                           m.sort_key()))
@@ -730,6 +755,12 @@ def _survive(members: Sequence[Record], rank: Callable[[str], int],
 
     For an existing entity, only what an incoming record outranks it with (or fills in).
     """
+    if current is None and len(members) == 1:  # a new entity from one record
+        only = members[0]
+        values = {k: None if v == "" else v for k, v in only.values.items()}
+        values["source"] = only.source
+        values["source_updated_at"] = only.updated_at
+        return values
     ordered = _best_first(members, rank)
     values: dict[str, Any] = {}
     for m in ordered:
