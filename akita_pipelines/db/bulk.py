@@ -165,3 +165,28 @@ def _convert(processor: Callable[[Any], Any], values: list[Any]) -> list[Any]:
         return list(map(processor, values))
     done = {key: processor(v) for key, v in distinct.items()}
     return [done[id(v)] for v in values]
+
+
+def copy_update(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
+                key: str = "id") -> None:
+    """``UPDATE table SET … WHERE key = …`` for many rows with the same columns, on PostgreSQL:
+    COPY into a temp table, then one ``UPDATE … FROM`` (an executemany sends a statement per
+    row)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    json_cols = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    stage = f"_akita_stage_{next(_names)}"
+    col_list = ", ".join(_quote(c) for c in columns)
+    conn.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
+                      f"SELECT {col_list} FROM {_quote(table.name)} WITH NO DATA"))
+    cells = [list(map(_converter(c in json_cols), (row[c] for row in rows))) for c in columns]
+    buffer = io.StringIO("".join("\t".join(line) + "\n" for line in zip(*cells, strict=True)))
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.copy_expert(f"COPY {stage} ({col_list}) FROM STDIN", buffer)
+    finally:
+        cursor.close()
+    assignments = ", ".join(f"{_quote(c)} = s.{_quote(c)}" for c in columns if c != key)
+    conn.execute(text(f"UPDATE {_quote(table.name)} AS t SET {assignments} FROM {stage} AS s "
+                      f"WHERE t.{_quote(key)} = s.{_quote(key)}"))

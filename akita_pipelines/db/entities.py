@@ -7,10 +7,26 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, bindparam, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 
 from akita_pipelines.core.types import TypedRecord
-from akita_pipelines.db.bulk import copy_upsert, sqlite_upsert, use_copy, use_driver
+from akita_pipelines.db.bulk import (
+    copy_update,
+    copy_upsert,
+    sqlite_upsert,
+    use_copy,
+    use_driver,
+)
 from akita_pipelines.db.dialect import among, insert_for, upsert
 from akita_pipelines.db.schema import (
     account_links,
@@ -276,6 +292,10 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
         by_columns[tuple(sorted(changed))].append({"_id": entity_id, "_now": now, **{
             f"_{c}": v for c, v in changed.items()}})
     for names, params in by_columns.items():
+        if use_copy(conn, len(params)):
+            copy_update(conn, table, [{"id": p["_id"], "updated_at": now,
+                                       **{c: p[f"_{c}"] for c in names}} for p in params])
+            continue
         conn.execute(update(table).where(table.c.id == bindparam("_id"))
                      .values(updated_at=bindparam("_now"),
                              **{c: bindparam(f"_{c}") for c in names}), params)
@@ -315,6 +335,15 @@ def _insert_entities(conn: Connection, table: Table, keys: Sequence[str],
         for offset, row in enumerate(rows, start=1):
             row["id"] = top + offset
         sqlite_upsert(conn, table, rows)
+        return {key: row["id"] for key, row in zip(keys, rows, strict=True)}
+    if use_copy(conn, len(rows)):
+        # PostgreSQL: draw the ids from the table's sequence in one round trip, then COPY.
+        ids = conn.execute(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) "
+                                "FROM generate_series(1, :n)"),
+                           {"t": table.name, "n": len(rows)}).scalars().all()
+        for row, new_id in zip(rows, ids, strict=True):
+            row["id"] = new_id
+        copy_upsert(conn, table, rows, keys=["id"], set_sql={})
         return {key: row["id"] for key, row in zip(keys, rows, strict=True)}
     result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True),
                           rows)
