@@ -239,7 +239,7 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
                            dict(merge.evidence))
     if plan.links:
         rows = [{"interaction_id": link.interaction_id,
-                 column: link.entity if type(link.entity) is int else new_ids.get(link.entity),
+                 column: link.entity if isinstance(link.entity, int) else new_ids.get(link.entity),
                  "customer_id": customer_id, "rule": link.rule, "score": link.score,
                  "evidence": link.evidence, "linked_at": now} for link in plan.links]
         cols = [column, "rule", "score", "evidence", "linked_at"]

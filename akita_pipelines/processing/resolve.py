@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Literal
 
 Kind = Literal["accounts", "contacts"]
@@ -302,8 +302,7 @@ def score_pair(kind: Kind, a: Record | Profile, b: Record | Profile) -> Score:
 
 def _external_ids(a: Record | Profile, b: Record | Profile, ev: dict[str, Any]) -> float:
     """Customer external ids that differ by one keying slip (tier 1 took the exact ones)."""
-    ext_a = [i for i in getattr(a, "ids", ()) if i.startswith("ext:")]
-    ext_b = [i for i in getattr(b, "ids", ()) if i.startswith("ext:")]
+    ext_a, ext_b = _ext_ids(a), _ext_ids(b)
     if not ext_a or not ext_b:
         return 0.0
     from rapidfuzz.distance import DamerauLevenshtein
@@ -311,6 +310,15 @@ def _external_ids(a: Record | Profile, b: Record | Profile, ev: dict[str, Any]) 
     near = min(DamerauLevenshtein.distance(x, y) for x in ext_a for y in ext_b) <= 1
     ev["external_id"] = near
     return 3.0 if near else -1.0
+
+
+def _ext_ids(r: Record | Profile) -> tuple[str, ...]:
+    """A record's customer external ids (memoised beside its fields, as block keys are)."""
+    memo = r.__dict__.get("_ext")
+    if memo is None:
+        memo = tuple(i for i in getattr(r, "ids", ()) if i.startswith("ext:"))
+        r.__dict__["_ext"] = memo
+    return memo
 
 
 def _address(a: Record | Profile, b: Record | Profile, ev: dict[str, Any],
@@ -338,10 +346,21 @@ def block_keys(kind: Kind, r: Record | Profile) -> frozenset[str]:
     fields, and takes no part in equality)."""
     memo = r.__dict__.get("_blocks")
     if memo is not None and memo[0] == kind:
-        return memo[1]
+        return memo[1]  # type: ignore[no-any-return]
     keys = frozenset(_block_keys(kind, r))
     r.__dict__["_blocks"] = (kind, keys)
     return keys
+
+
+@lru_cache(maxsize=65536)
+def _anagram(name: str) -> str:
+    return "".join(sorted(name))
+
+
+@lru_cache(maxsize=16384)
+def _initial(first: str | None, variants: frozenset[str]) -> str:
+    """The initial a first name blocks under: its nickname family's first in sort order."""
+    return min(variants or {first or ""})[:1]
 
 
 def _block_keys(kind: Kind, r: Record | Profile) -> set[str]:
@@ -360,8 +379,8 @@ def _block_keys(kind: Kind, r: Record | Profile) -> set[str]:
             keys.add("b:dl:" + r.domain.split(".")[0])
         return keys
     if r.last:
-        keys.add("b:l:" + r.last + "|" + min(r.first_variants or {r.first or ""})[:1])
-        keys.add("b:la:" + "".join(sorted(r.last)) + "|" + (r.birth_date or "")[:4])
+        keys.add("b:l:" + r.last + "|" + _initial(r.first, r.first_variants))
+        keys.add("b:la:" + _anagram(r.last) + "|" + (r.birth_date or "")[:4])
     if r.first and r.birth_date:
         keys.add("b:fb:" + r.first + "|" + r.birth_date)
     if r.birth_date:
@@ -757,10 +776,10 @@ def _survive(members: Sequence[Record], rank: Callable[[str], int],
     """
     if current is None and len(members) == 1:  # a new entity from one record
         only = members[0]
-        values = {k: None if v == "" else v for k, v in only.values.items()}
-        values["source"] = only.source
-        values["source_updated_at"] = only.updated_at
-        return values
+        alone: dict[str, Any] = {k: None if v == "" else v for k, v in only.values.items()}
+        alone["source"] = only.source
+        alone["source_updated_at"] = only.updated_at
+        return alone
     ordered = _best_first(members, rank)
     values: dict[str, Any] = {}
     for m in ordered:

@@ -26,6 +26,7 @@ from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.db import entities, registry, state
 from akita_pipelines.db.schema import contacts, customers
+from akita_pipelines.db.stats import MIN_CHANGED, analyze_stale
 from akita_pipelines.processing.features import (
     account_ids,
     account_record,
@@ -232,6 +233,8 @@ def process_staged(engine: Engine, integration_id: str, interaction_type: str, *
                 state.mark_processed(conn, [row_id for row_id, _, _ in rows])
                 result.processed += len(good)
                 result.quarantined += len(bad)
+            if len(rows) >= MIN_CHANGED:
+                analyze_stale(engine)  # the next batch's look-ups need current statistics
         with engine.begin() as conn:
             if sync_id is not None:
                 now = utcnow()

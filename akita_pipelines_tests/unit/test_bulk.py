@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.types import Customer, Integration, TypedRecord
@@ -42,3 +42,70 @@ def test_interaction_upsert_round_trips_values(engine: Engine, n: int) -> None:
         assert row.id == ids[r.external_id]
         assert (row.name, row.email, row.fields, row.source_updated_at) == (
             r.name, r.email, dict(r.fields), r.updated_at)
+
+
+def test_processor_bulk_path_creates_links_and_updates_golden_records(engine: Engine) -> None:
+    """Above the COPY threshold: new entities take sequence ids (PostgreSQL) or pre-assigned
+    ids (SQLite), links point at them, and an outranking source's values reach every golden
+    record through the bulk update."""
+    from akita_pipelines.db.schema import contact_links, contacts, match_keys
+    from akita_pipelines.sync.process import ProcessResult, process_batch
+
+    n = 450
+    now = utcnow()
+    with engine.begin() as conn:
+        save_customer(conn, Customer(id="c", name="C", settings={"source_priority": ["hubspot"]}),
+                      now)
+        for provider in ("salesforce", "hubspot"):
+            save_integration(conn, Integration(id=f"{provider}.c", customer_id="c",
+                                               provider="rest", config={}), {}, now)
+
+    def people(prefix: str, phone: str | None) -> list[TypedRecord]:
+        return [TypedRecord("contacts", f"{prefix}{i}", datetime(2025, 1, 1, tzinfo=UTC),
+                            first_name=f"Ann{chr(97 + i % 26)}", last_name=f"Person{i}",
+                            email=f"p{i}@firm{i % 7}.com", phone=phone and f"{phone}{i:04d}")
+                for i in range(n)]
+
+    for integration, records in (("salesforce.c", people("s", None)),
+                                 ("hubspot.c", people("h", "+1 212 555 "))):
+        result = ProcessResult(integration, "contacts")
+        with engine.begin() as conn:
+            process_batch(conn, customer_id="c", integration_id=integration, records=records,
+                          now=now, result=result)
+    assert result.rules["email"] == n  # the second source matched every person by email
+    with engine.connect() as conn:
+        golden = conn.execute(select(contacts.c.id, contacts.c.phone, contacts.c.source)).all()
+        links = conn.execute(select(contact_links.c.contact_id)).scalars().all()
+        keyed = conn.execute(select(match_keys.c.entity_id)).scalars().all()
+    assert len(golden) == n and len({g.id for g in golden}) == n
+    assert {g.source for g in golden} == {"hubspot"}  # outranked: the bulk update reached all
+    assert sorted(g.phone for g in golden) == [f"+12125550{i:03d}" for i in range(n)]
+    assert sorted(links) == sorted([g.id for g in golden] * 2)
+    assert set(keyed) == {g.id for g in golden}
+
+
+def test_stale_planner_statistics_are_refreshed_after_bulk_writes(engine: Engine) -> None:
+    """PostgreSQL: a bulk write of match keys leaves statistics that say "empty"; the processor
+    analyses the table so that key look-ups seek instead of filtering every key."""
+    from sqlalchemy import insert
+
+    from akita_pipelines.db.schema import match_keys
+    from akita_pipelines.db.stats import analyze_stale
+
+    with engine.begin() as conn:
+        save_customer(conn, Customer(id="c", name="C"), utcnow())
+        conn.execute(insert(match_keys), [{"customer_id": "c", "kind": "contacts",
+                                           "key": f"k:p{i}@x.com", "entity_id": i}
+                                          for i in range(5000)])
+    if engine.dialect.name != "postgresql":
+        assert analyze_stale(engine) == []  # SQLite plans by its indexes
+        return
+    with engine.connect() as conn:  # the statistics collector reports asynchronously
+        conn.execute(text("SELECT pg_stat_force_next_flush()"))
+    assert "match_keys" in analyze_stale(engine)
+    assert analyze_stale(engine) == []  # fresh now: nothing to do
+    with engine.connect() as conn:
+        plan = "\n".join(conn.execute(text(
+            "EXPLAIN SELECT entity_id FROM match_keys WHERE customer_id = 'c' "
+            "AND kind = 'contacts' AND key = ANY(ARRAY['k:p1@x.com'])")).scalars())
+    assert "Rows Removed by Filter" not in plan and "key = ANY" in plan.split("Filter")[0]

@@ -1,0 +1,48 @@
+"""Planner statistics after bulk writes (PostgreSQL).
+
+A customer's first sync writes tens of thousands of match keys, interactions and links within
+a minute, before autovacuum has analysed anything. With statistics that still say "empty", the
+planner reads ``match_keys`` by its (customer, kind) prefix and filters every key of the
+customer instead of seeking the keys it was given: a look-up of one contact's keys took 20 ms
+against 120k rows instead of 0.03 ms. So after a batch that changed a table by a fifth or more,
+the processor analyses it, outside the batch's transaction (ANALYZE samples ~30k rows whatever
+the size, and its lock conflicts only with other ANALYZE / VACUUM runs of the same table).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, text
+
+log = logging.getLogger(__name__)
+
+#: Tables the processor looks up by key while it writes them.
+PROCESSOR_TABLES = ("match_keys", "interactions", "accounts", "contacts", "account_links",
+                    "contact_links")
+#: Analyse when rows changed since the last analyse exceed this share of the estimated rows …
+STALE_SHARE = 0.2
+#: … and this many rows (small tables are cheap to read whatever the plan).
+MIN_CHANGED = 2000
+
+
+def analyze_stale(engine: Engine, tables: Sequence[str] = PROCESSOR_TABLES) -> list[str]:
+    """ANALYZE the ``tables`` whose statistics bulk writes have outdated; returns their names.
+    A no-op on SQLite (its planner uses the indexes without statistics)."""
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT s.relname, s.n_mod_since_analyze, greatest(c.reltuples, 0) "
+            "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+            "WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables)"),
+            {"tables": list(tables)}).all()
+    stale = sorted(name for name, changed, estimated in rows
+                   if changed >= MIN_CHANGED and changed >= STALE_SHARE * estimated)
+    if stale:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for name in stale:
+                conn.execute(text(f'ANALYZE "{name}"'))  # names from PROCESSOR_TABLES
+        log.debug("analysed %s after bulk writes", ", ".join(stale))
+    return stale
