@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from akita_pipelines.core.clock import parse_datetime
+from akita_pipelines.core.gcpause import without_gc
 from akita_pipelines.processing.features import (
     account_record,
     contact_record,
@@ -117,6 +118,7 @@ def to_records(kind: Kind, rows: Sequence[Mapping[str, Any]],
     return records
 
 
+@without_gc
 def match_records(kind: Kind, records: Sequence[Record], *,
                   thresholds: Thresholds | None = None,
                   source_priority: Sequence[str] = ()) -> list[RowMatch]:

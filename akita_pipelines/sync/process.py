@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, select
 from akita_pipelines.alerts.outbox import deliver_pending
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import AkitaError
+from akita_pipelines.core.gcpause import gc_paused, without_gc
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.db import entities, registry, state
 from akita_pipelines.db.schema import contacts, customers
@@ -132,6 +133,7 @@ def _contact_accounts(conn: Connection, customer_id: str, integration_id: str,
     return found
 
 
+@without_gc
 def process_batch(conn: Connection, *, customer_id: str, integration_id: str,
                   records: list[TypedRecord], now: datetime, result: ProcessResult) -> None:
     """Store one batch of typed records and match / link them, in the caller's transaction."""
@@ -218,7 +220,7 @@ def process_staged(engine: Engine, integration_id: str, interaction_type: str, *
     try:
         after = 0
         while True:
-            with engine.begin() as conn:
+            with gc_paused(), engine.begin() as conn:
                 rows = state.pending_batch(conn, obj.id, after, batch_size)
                 if not rows:
                     break
