@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from akita_pipelines.core.clock import utcnow
+from akita_pipelines.core.gcpause import gc_paused
 from akita_pipelines.core.types import Customer, Integration, TypedRecord
 from akita_pipelines.db.engine import make_engine
 from akita_pipelines.db.migrate import upgrade
@@ -379,8 +380,9 @@ def _speed_figures(n: int, rates: list[tuple[Figure, float]]) -> list[Figure]:
         for k in block_keys("contacts", p):
             index.by_block.setdefault(k, []).append(i)
     started = time.perf_counter()
-    batch = [rec(n + j, r) for j, r in enumerate(incoming)]
-    plan = resolve("contacts", batch, index)
+    with gc_paused():  # as process_batch and match_records run it
+        batch = [rec(n + j, r) for j, r in enumerate(incoming)]
+        plan = resolve("contacts", batch, index)
     alone = time.perf_counter() - started
     matched = sum(1 for link in plan.links if link.rule != "new")
     figures.append(Figure(f"matcher alone: {n:,} contacts vs {n:,} existing",

@@ -337,9 +337,12 @@ def normalize_person_name(name: str | None) -> str:
     hyphens become spaces (``"Dr. Anne-Marie O'Neil Jr."`` → ``"anne marie oneil"``)."""
     if not name:
         return ""
-    text = _fold(name)
-    text = re.sub(r"(?<=\w)['’`](?=\w)", "", text)
-    tokens = _NOISE.sub(" ", text.replace("_", " ")).split()
+    if name.isascii() and name.replace(" ", "").isalpha():
+        tokens = name.lower().split()  # plain letters: nothing to fold, join or strip but titles
+    else:
+        text = _fold(name)
+        text = re.sub(r"(?<=\w)['’`](?=\w)", "", text)
+        tokens = _NOISE.sub(" ", text.replace("_", " ")).split()
     while len(tokens) > 1 and tokens[0] in _TITLES:
         tokens.pop(0)
     while len(tokens) > 1 and tokens[-1] in _SUFFIXES:
