@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -251,8 +252,10 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
                           set_sql={c: f"excluded.{c}" for c in cols})
         else:
             conn.execute(upsert(conn, links, ["interaction_id"], None, update=cols), rows)
-    key_rows = sorted({(_resolve(e, new_ids), k) for e, k in plan.new_keys
-                       if len(k) <= 400 and not _indexed(existing, e, k)},
+    # A new entity has no keys yet; an existing one may have some of them indexed already.
+    key_rows = sorted({(e, k) if isinstance(e, int) else (new_ids.get(e), k)
+                       for e, k in plan.new_keys
+                       if len(k) <= 400 and not (isinstance(e, int) and _indexed(existing, e, k))},
                       key=lambda x: (x[1], x[0] or 0))
     if key_rows:
         rows = [{"customer_id": customer_id, "kind": kind, "key": k, "entity_id": e}
@@ -351,7 +354,14 @@ def _insert_entities(conn: Connection, table: Table, keys: Sequence[str],
 
 
 def _columns(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if k in table.c and k not in ("id", "customer_id")}
+    names = _writable(table)
+    return {k: v for k, v in values.items() if k in names}
+
+
+@cache
+def _writable(table: Table) -> frozenset[str]:
+    """The columns golden-record values may set (a plain set: ``in table.c`` is slow)."""
+    return frozenset(table.c.keys()) - {"id", "customer_id"}
 
 
 def _resolve(ref: EntityRef | None, new_ids: Mapping[str, int]) -> int | None:
