@@ -7,6 +7,7 @@ upsert), so the figure moves when that path gets faster.
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, create_engine, text
@@ -63,6 +64,61 @@ def ours(engine: Engine, records: list[TypedRecord], batch: int = 5000) -> float
     return len(records) / t.wall
 
 
+def same_rows_floor(admin_url: str, records: list[TypedRecord], batch: int = 5000) -> float:
+    """The floor for *our* rows: the staged rows and interaction rows the sync writes, in our
+    schema (same tables, indexes and conflict targets, made by the migrations), as COPY text
+    prepared before the clock starts, then COPY + one INSERT … ON CONFLICT per table. What is
+    left between this and ours is our own cost: building rows and COPY text, RETURNING ids."""
+    engine = make_engine(_fresh(admin_url, "bench_floor_same"))
+    object_id = _setup(engine)
+    now = utcnow().isoformat()
+    stage_cols = "integration_object_id, external_id, source_updated_at, content_hash, " \
+        "payload, pending, staged_at"
+    inter_cols = "customer_id, integration_id, interaction_type, external_id, name, email, " \
+        "first_name, last_name, account_ref, fields, source_updated_at, updated_at"
+    # The same columns ours updates on conflict.
+    update_interactions = ", ".join(f"{c} = excluded.{c}"
+                                    for c in entities.INTERACTION_UPDATE)
+    buffers = []
+    for start in range(0, len(records), batch):
+        chunk = records[start:start + batch]
+        staged, typed = io.StringIO(), io.StringIO()
+        for r in chunk:
+            payload = state.canonical_json({"Id": r.external_id, "Email": r.email})
+            staged.write(f"{object_id}\t{r.external_id}\t{r.updated_at.isoformat()}\t"
+                         f"{state.content_hash(payload)}\t{payload}\tt\t{now}\n")
+            typed.write(f"bench\tsalesforce.bench\tcontacts\t{r.external_id}\t{r.name}\t"
+                        f"{r.email}\t{r.first_name}\t{r.last_name}\t{r.account_ref}\t"
+                        f"{json.dumps(dict(r.fields))}\t{r.updated_at.isoformat()}\t{now}\n")
+        staged.seek(0)
+        typed.seek(0)
+        buffers.append((staged, typed))
+    raw = engine.raw_connection()
+    with timed() as t:
+        for staged, typed in buffers:
+            cur = raw.cursor()
+            cur.execute("CREATE TEMP TABLE s ON COMMIT DROP AS SELECT * FROM staged_records "
+                        "WITH NO DATA")
+            cur.copy_expert(f"COPY s ({stage_cols}) FROM STDIN", staged)
+            cur.execute(f"INSERT INTO staged_records ({stage_cols}) SELECT {stage_cols} FROM s "
+                        "ON CONFLICT (integration_object_id, external_id) DO UPDATE SET "
+                        "payload = excluded.payload, content_hash = excluded.content_hash, "
+                        "source_updated_at = excluded.source_updated_at, "
+                        "staged_at = excluded.staged_at, pending = CASE WHEN "
+                        "staged_records.content_hash <> excluded.content_hash THEN true "
+                        "ELSE staged_records.pending END")
+            cur.execute("CREATE TEMP TABLE i ON COMMIT DROP AS SELECT * FROM interactions "
+                        "WITH NO DATA")
+            cur.copy_expert(f"COPY i ({inter_cols}) FROM STDIN", typed)
+            cur.execute(f"INSERT INTO interactions ({inter_cols}) SELECT {inter_cols} FROM i "
+                        "ON CONFLICT (integration_id, interaction_type, external_id) DO UPDATE "
+                        f"SET {update_interactions}")
+            raw.commit()
+    raw.close()
+    engine.dispose()
+    return len(records) / t.wall
+
+
 def copy_floor(admin_url: str, records: list[TypedRecord]) -> float:
     engine = create_engine(_fresh(admin_url, "bench_floor"))
     with engine.begin() as conn:
@@ -110,10 +166,14 @@ def run() -> list[Figure]:
             sqlite_rate = ours(make_engine(f"sqlite:///{Path(tmp) / 'w.db'}"), records)
         with postgres_server() as admin_url:
             pg_rate = ours(make_engine(_fresh(admin_url, "bench_ours")), records)
-            floor = copy_floor(admin_url, records)
+            floor = same_rows_floor(admin_url, records)
+            narrow = copy_floor(admin_url, records)
         figures.append(Figure(f"writes, {n:,} records (PostgreSQL)", f"{pg_rate:,.0f} rec/s",
-                              f"{floor:,.0f} rec/s (COPY+upsert)", f"{pg_rate / floor:.0%}",
-                              "≥ 50 % of the floor"))
+                              f"{floor:,.0f} rec/s (COPY+upsert, same rows)",
+                              f"{pg_rate / floor:.0%}", "≥ 50 % of the floor",
+                              note=f"staged + interaction rows in our schema; one narrow "
+                                   f"5-column table: {narrow:,.0f} rec/s "
+                                   f"({pg_rate / narrow:.0%})"))
         figures.append(Figure(f"writes, {n:,} records (SQLite)", f"{sqlite_rate:,.0f} rec/s"))
     return figures
 

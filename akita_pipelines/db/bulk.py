@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Row, Table, text
+from sqlalchemy import JSON, Connection, Table, text
 
 _names = itertools.count()
 
@@ -49,6 +49,17 @@ def _cell(value: Any, is_json: bool) -> str:
     return _escape(str(value))
 
 
+def _column_text(values: list[Any], is_json: bool) -> list[str]:
+    """One column's COPY text, each distinct object converted once (a batch's rows share their
+    timestamp and customer objects; a datetime's ``isoformat`` is the costly part)."""
+    convert = _converter(is_json)
+    distinct = {id(v): v for v in values}
+    if len(distinct) * 2 > len(values):
+        return list(map(convert, values))
+    done = {key: convert(v) for key, v in distinct.items()}
+    return [done[id(v)] for v in values]
+
+
 def _converter(is_json: bool) -> Callable[[Any], str]:
     """A COPY-text converter for one column: strings (the common case) take a short path."""
     def convert(value: Any) -> str:
@@ -68,7 +79,7 @@ def _quote(name: str) -> str:
 
 def copy_upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
                 keys: Sequence[str], set_sql: Mapping[str, str],
-                returning: Sequence[str] = ()) -> list[Row[Any]]:
+                returning: Sequence[str] = ()) -> list[tuple[Any, ...]]:
     """Upsert ``rows`` into ``table`` on PostgreSQL via COPY.
 
     Args:
@@ -78,7 +89,8 @@ def copy_upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         keys: the conflict target (a unique constraint's columns).
         set_sql: column → SQL expression for ``DO UPDATE SET`` (may use ``excluded.col`` and
             the table's own columns); empty means ``DO NOTHING``.
-        returning: columns to return for every inserted or updated row.
+        returning: columns to return for every inserted or updated row (tuples in this
+            order).
     """
     if not rows:
         return []
@@ -90,13 +102,8 @@ def copy_upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     conn.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
                       f"SELECT {col_list} FROM {target} WITH NO DATA"))
     # Column by column: one converter mapped over each column, then rows joined once.
-    cells = [list(map(_converter(c in json_cols), (row[c] for row in rows))) for c in columns]
+    cells = [_column_text([row[c] for row in rows], c in json_cols) for c in columns]
     buffer = io.StringIO("".join("\t".join(line) + "\n" for line in zip(*cells, strict=True)))
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.copy_expert(f"COPY {stage} ({col_list}) FROM STDIN", buffer)
-    finally:
-        cursor.close()
     conflict = ", ".join(_quote(k) for k in keys)
     if set_sql:
         action = "DO UPDATE SET " + ", ".join(f"{_quote(c)} = {e}" for c, e in set_sql.items())
@@ -106,9 +113,13 @@ def copy_upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
            f"ON CONFLICT ({conflict}) {action}")
     if returning:
         sql += " RETURNING " + ", ".join(_quote(c) for c in returning)
-        return list(conn.execute(text(sql)))
-    conn.execute(text(sql))
-    return []
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.copy_expert(f"COPY {stage} ({col_list}) FROM STDIN", buffer)
+        cursor.execute(sql)  # the driver's cursor: returned rows stay plain tuples
+        return list(cursor.fetchall()) if returning else []
+    finally:
+        cursor.close()
 
 
 def use_copy(conn: Connection, n_rows: int) -> bool:
@@ -180,7 +191,7 @@ def copy_update(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     col_list = ", ".join(_quote(c) for c in columns)
     conn.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
                       f"SELECT {col_list} FROM {_quote(table.name)} WITH NO DATA"))
-    cells = [list(map(_converter(c in json_cols), (row[c] for row in rows))) for c in columns]
+    cells = [_column_text([row[c] for row in rows], c in json_cols) for c in columns]
     buffer = io.StringIO("".join("\t".join(line) + "\n" for line in zip(*cells, strict=True)))
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:

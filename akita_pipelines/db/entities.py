@@ -42,7 +42,7 @@ from akita_pipelines.db.schema import (
 from akita_pipelines.processing.features import account_profile, contact_profile
 from akita_pipelines.processing.resolve import EntityRef, Existing, Kind, Plan, Profile
 
-_INTERACTION_UPDATE = ["name", "email", "website", "domain", "phone", "first_name", "last_name",
+INTERACTION_UPDATE = ["name", "email", "website", "domain", "phone", "first_name", "last_name",
                        "account_ref", "contact_ref", "fields", "source_updated_at", "deleted_at",
                        "updated_at"]
 
@@ -54,7 +54,7 @@ def upsert_interactions(conn: Connection, *, customer_id: str, integration_id: s
     if not records:
         return {}
     stmt = upsert(conn, interactions, ["integration_id", "interaction_type", "external_id"], None,
-                  update=_INTERACTION_UPDATE).returning(interactions.c.id,
+                  update=INTERACTION_UPDATE).returning(interactions.c.id,
                                                         interactions.c.external_id)
     rows: list[dict[str, Any]] = [{
         "customer_id": customer_id, "integration_id": integration_id,
@@ -68,15 +68,15 @@ def upsert_interactions(conn: Connection, *, customer_id: str, integration_id: s
     if use_copy(conn, len(rows)):
         result = copy_upsert(conn, interactions, rows,
                              keys=["integration_id", "interaction_type", "external_id"],
-                             set_sql={c: f"excluded.{c}" for c in _INTERACTION_UPDATE},
+                             set_sql={c: f"excluded.{c}" for c in INTERACTION_UPDATE},
                              returning=["id", "external_id"])
-        return {row.external_id: row.id for row in result}
+        return {external_id: row_id for row_id, external_id in result}
     if use_driver(conn):
         # One statement may not touch a row twice: the last copy of a repeated id wins.
         rows = list({(r["interaction_type"], r["external_id"]): r for r in rows}.values())
         sqlite_upsert(conn, interactions, rows,
                       keys=["integration_id", "interaction_type", "external_id"],
-                      set_sql={c: f"excluded.{c}" for c in _INTERACTION_UPDATE})
+                      set_sql={c: f"excluded.{c}" for c in INTERACTION_UPDATE})
         found: dict[str, int] = {}
         for kind in sorted({r.interaction_type for r, _ in records}):
             found.update(interaction_ids(conn, integration_id, kind,
