@@ -44,14 +44,15 @@ def test_interaction_upsert_round_trips_values(engine: Engine, n: int) -> None:
             r.name, r.email, dict(r.fields), r.updated_at)
 
 
-def test_processor_bulk_path_creates_links_and_updates_golden_records(engine: Engine) -> None:
+@pytest.mark.parametrize("n", [5, 1200])  # arrays below MIN_ROWS, COPY above
+def test_processor_bulk_path_creates_links_and_updates_golden_records(engine: Engine,
+                                                                      n: int) -> None:
     """Above the COPY threshold: new entities take sequence ids (PostgreSQL) or pre-assigned
     ids (SQLite), links point at them, and an outranking source's values reach every golden
     record through the bulk update."""
     from akita_pipelines.db.schema import contact_links, contacts, match_keys
     from akita_pipelines.sync.process import ProcessResult, process_batch
 
-    n = 1200
     now = utcnow()
     with engine.begin() as conn:
         save_customer(conn, Customer(id="c", name="C", settings={"source_priority": ["hubspot"]}),
