@@ -40,7 +40,14 @@ from akita_pipelines.db.schema import (
     match_reviews,
 )
 from akita_pipelines.processing.features import account_profile, contact_profile
-from akita_pipelines.processing.resolve import EntityRef, Existing, Kind, Plan, Profile
+from akita_pipelines.processing.resolve import (
+    MAX_BLOCK,
+    EntityRef,
+    Existing,
+    Kind,
+    Plan,
+    Profile,
+)
 
 INTERACTION_UPDATE = ["name", "email", "website", "domain", "phone", "first_name", "last_name",
                        "account_ref", "contact_ref", "fields", "source_updated_at", "deleted_at",
@@ -212,7 +219,9 @@ def gather_existing(conn: Connection, customer_id: str, kind: Kind,
     lonely = [r for r in records if r.linked is None
               and not any(k in hits for k in r.ids) and not (r.key and "k:" + r.key in hits)]
     blocks = lookup_keys(conn, customer_id, kind, {k for r in lonely for k in block_keys(r)})
-    existing.by_block = blocks
+    # Blocks above MAX_BLOCK are never compared (tier 3 skips them): loading their entities
+    # would cost memory and time that grow with the customer's history.
+    existing.by_block = blocks = {k: ids for k, ids in blocks.items() if len(ids) <= MAX_BLOCK}
     wanted = {e for ids in hits.values() for e in ids} | {e for ids in blocks.values()
                                                           for e in ids}
     wanted |= {r.linked for r in records if r.linked is not None}
