@@ -1,8 +1,14 @@
 """Bulk upserts below SQLAlchemy's per-row statement machinery.
 
-PostgreSQL: COPY into a temp table, then one INSERT … SELECT … ON CONFLICT. SQLAlchemy runs an
-``ON CONFLICT DO UPDATE`` executemany row by row on psycopg2 (about 5k rows/s on a 2-core
-machine); COPY and one set-based upsert is an order of magnitude faster.
+PostgreSQL, many rows: COPY into a temp table, then one INSERT … SELECT … ON CONFLICT.
+SQLAlchemy runs an ``ON CONFLICT DO UPDATE`` executemany row by row on psycopg2 (about 5k
+rows/s on a 2-core machine); COPY and one set-based upsert is an order of magnitude faster.
+PostgreSQL, a few rows (below :data:`MIN_ROWS`): one INSERT … SELECT FROM unnest(arrays), each
+column one array literal; a temp table's catalog work would cost more than the rows.
+
+Values are converted column by column: a column whose values share one type goes through one
+C-level ``map`` (or is used as it is), and one scan of the joined column decides whether any
+value needs escaping, instead of a Python call per value.
 
 SQLite: one ``executemany`` of a prepared upsert on the driver's cursor, values converted by
 the columns' own bind processors (so they are stored exactly as SQLAlchemy stores them). The
@@ -10,7 +16,7 @@ statement is the same; what goes is SQLAlchemy's per-row parameter compilation, 
 more than SQLite's own work.
 
 Identifiers come from our own ``Table`` objects, never from input; values travel as COPY text
-(escaped here) or as driver parameters.
+or array literals (escaped here), or as driver parameters.
 """
 
 from __future__ import annotations
@@ -18,16 +24,74 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import cache
+from itertools import repeat
+from operator import attrgetter, is_, itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, text
+from sqlalchemy import JSON, Column, Connection, Table
+from sqlalchemy.dialects import postgresql
 
 _names = itertools.count()
 
 #: Below this many rows :func:`copy_upsert` sends arrays instead of COPY into a temp table.
 MIN_ROWS = 1000
+
+#: One column's values, a row's value at the row's index.
+Columns = Mapping[str, Sequence[Any]]
+
+# One encoder for every JSON value: ``json.dumps`` with options builds a new encoder per call.
+_json_text = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_tzinfo = attrgetter("tzinfo")
+_POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
+_NoneType = type(None)
+
+
+def _text(value: Any, is_json: bool) -> str | None:
+    """One value's text form for PostgreSQL; None for NULL."""
+    if value is None:
+        return None
+    if is_json:
+        return _json_text(value)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime in a bulk write")
+        return value.isoformat()
+    return str(value)
+
+
+def _texts(values: Sequence[Any], is_json: bool) -> list[str | None]:
+    """A column's text forms (None for NULL): one ``map`` when its values share a type."""
+    if is_json:
+        return [None if v is None else _json_text(v) for v in values]
+    kinds = set(map(type, values))
+    nulls = _NoneType in kinds
+    kinds.discard(_NoneType)
+    kind = kinds.pop() if len(kinds) == 1 else None
+    if kind is str:
+        return list(values)
+    convert: Callable[[Any], str | None]
+    if kind is datetime:
+        if None in map(_tzinfo, (v for v in values if v is not None) if nulls else values):
+            raise ValueError("naive datetime in a bulk write")
+        convert = datetime.isoformat
+    elif kind is int:
+        convert = int.__str__
+    else:  # bool, float, dates, a mix: value by value
+        return [_text(v, False) for v in values]
+    if nulls:
+        return [None if v is None else convert(v) for v in values]
+    return list(map(convert, values))
+
+
+def _constant(values: Sequence[Any]) -> bool:
+    """Whether every row holds the same object (a batch's customer, timestamp, None …)."""
+    return all(map(is_, values, repeat(values[0])))
 
 
 def _escape(value: str) -> str:
@@ -35,135 +99,147 @@ def _escape(value: str) -> str:
             .replace("\r", "\\r"))
 
 
-def _cell(value: Any, is_json: bool) -> str:
-    if value is None:
-        return "\\N"
-    if is_json:
-        return _escape(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime in a bulk write")
-        return value.isoformat()
-    return _escape(str(value))
+def _copy_cells(values: Sequence[Any], is_json: bool) -> list[str]:
+    """One column's COPY text cells: ``\\N`` for NULL, backslash, tab, newline and CR escaped."""
+    if _constant(values):
+        value = _text(values[0], is_json)
+        return [r"\N" if value is None else _escape(value)] * len(values)
+    texts = _texts(values, is_json)
+    nulls = None in texts
+    joined = "".join(filter(None, texts)) if nulls else "".join(texts)  # type: ignore[arg-type]
+    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+        return [r"\N" if t is None else _escape(t) for t in texts]
+    if nulls:
+        return [r"\N" if t is None else t for t in texts]
+    return texts  # type: ignore[return-value]
 
 
-def _column_text(values: list[Any], is_json: bool) -> list[str]:
-    """One column's COPY text, each distinct object converted once (a batch's rows share their
-    timestamp and customer objects; a datetime's ``isoformat`` is the costly part)."""
-    convert = _converter(is_json)
-    distinct = {id(v): v for v in values}
-    if len(distinct) * 2 > len(values):
-        return list(map(convert, values))
-    done = {key: convert(v) for key, v in distinct.items()}
-    return [done[id(v)] for v in values]
+def _element(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _converter(is_json: bool) -> Callable[[Any], str]:
-    """A COPY-text converter for one column: strings (the common case) take a short path."""
-    def convert(value: Any) -> str:
-        if value is None:
-            return "\\N"
-        if type(value) is str and not is_json:
-            if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-                return _escape(value)
-            return value
-        return _cell(value, is_json)
-    return convert
+def _array_literal(values: Sequence[Any], is_json: bool) -> str:
+    """One column as a PostgreSQL array literal: ``{"a","b \\"c\\"",NULL}``."""
+    if _constant(values):
+        value = _text(values[0], is_json)
+        element = "NULL" if value is None else '"' + _element(value) + '"'
+        return "{" + ",".join(repeat(element, len(values))) + "}"
+    texts = _texts(values, is_json)
+    if None in texts:
+        return "{" + ",".join("NULL" if t is None else '"' + _element(t) + '"'
+                              for t in texts) + "}"
+    joined = "".join(texts)  # type: ignore[arg-type]
+    if '"' in joined or "\\" in joined:
+        texts = list(map(_element, texts))  # type: ignore[arg-type]
+    return '{"' + '","'.join(texts) + '"}'  # type: ignore[arg-type]
+
+
+@cache
+def _pg_type(column: Column[Any]) -> str:
+    """The column's type without its length: an explicit cast to ``varchar(n)[]`` would cut
+    longer values silently, where the INSERT's own assignment raises "value too long"."""
+    return re.sub(r"\(.*?\)", "", str(column.type.compile(dialect=_POSTGRESQL)))
 
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def by_column(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Rows (dicts with the first row's keys) as columns."""
+    names = list(rows[0])
+    if len(names) == 1:
+        return {names[0]: [row[names[0]] for row in rows]}
+    return dict(zip(names, map(list, zip(*map(itemgetter(*names), rows), strict=True)),
+                    strict=True))
+
+
 def copy_upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
                 keys: Sequence[str], set_sql: Mapping[str, str],
                 returning: Sequence[str] = ()) -> list[tuple[Any, ...]]:
-    """Upsert ``rows`` into ``table`` on PostgreSQL via COPY.
+    """Upsert ``rows`` (dicts with the same keys) into ``table`` on PostgreSQL: see
+    :func:`upsert_columns`."""
+    if not rows:
+        return []
+    return upsert_columns(conn, table, by_column(rows), keys=keys, set_sql=set_sql,
+                          returning=returning)
+
+
+def upsert_columns(conn: Connection, table: Table, columns: Columns, *,
+                   keys: Sequence[str], set_sql: Mapping[str, str],
+                   returning: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+    """Upsert rows given column by column into ``table`` on PostgreSQL, in one statement
+    after a COPY (:data:`MIN_ROWS` rows or more) or in one statement with array literals.
+
+    One statement may not touch a row twice: the caller keeps conflict keys unique.
 
     Args:
         conn: a connection inside a transaction (the temp table drops at commit).
         table: the target table.
-        rows: dicts with the same keys.
+        columns: column name → its values, one per row (all the same length).
         keys: the conflict target (a unique constraint's columns).
         set_sql: column → SQL expression for ``DO UPDATE SET`` (may use ``excluded.col`` and
             the table's own columns); empty means ``DO NOTHING``.
         returning: columns to return for every inserted or updated row (tuples in this
             order).
     """
-    if not rows:
+    n_rows = len(next(iter(columns.values()), ()))
+    if not n_rows:
         return []
-    if len(rows) < MIN_ROWS:
-        return _array_upsert(conn, table, rows, keys=keys, set_sql=set_sql, returning=returning)
-    columns = list(rows[0])
-    json_cols = {c for c in columns if isinstance(table.c[c].type, JSON)}
-    stage = f"_akita_stage_{next(_names)}"
-    target = _quote(table.name)
-    col_list = ", ".join(_quote(c) for c in columns)
-    conn.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
-                      f"SELECT {col_list} FROM {target} WITH NO DATA"))
-    # Column by column: one converter mapped over each column, then rows joined once.
-    cells = [_column_text([row[c] for row in rows], c in json_cols) for c in columns]
-    buffer = io.StringIO("".join("\t".join(line) + "\n" for line in zip(*cells, strict=True)))
-    conflict = ", ".join(_quote(k) for k in keys)
-    if set_sql:
-        action = "DO UPDATE SET " + ", ".join(f"{_quote(c)} = {e}" for c, e in set_sql.items())
-    else:
-        action = "DO NOTHING"
-    sql = (f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM {stage} "
-           f"ON CONFLICT ({conflict}) {action}")
-    if returning:
-        sql += " RETURNING " + ", ".join(_quote(c) for c in returning)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.copy_expert(f"COPY {stage} ({col_list}) FROM STDIN", buffer)
-        cursor.execute(sql)  # the driver's cursor: returned rows stay plain tuples
-        return list(cursor.fetchall()) if returning else []
-    finally:
-        cursor.close()
-
-
-def _array_upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
-                  keys: Sequence[str], set_sql: Mapping[str, str],
-                  returning: Sequence[str]) -> list[tuple[Any, ...]]:
-    """:func:`copy_upsert` for a few rows: one ``INSERT … SELECT FROM unnest(arrays)`` with a
-    column per array parameter. A temp table costs ~4 ms of catalog work and an executemany a
-    round trip per row; an incremental sync writes a hundred rows to several tables."""
-    columns = list(rows[0])
-    casts, params = _arrays(conn, table, columns, rows)
-    col_list = ", ".join(_quote(c) for c in columns)
+    if any(len(values) != n_rows for values in columns.values()):
+        raise ValueError("bulk write columns of different lengths")  # unnest would pad
+    names = list(columns)
+    col_list = ", ".join(_quote(c) for c in names)
     conflict = ", ".join(_quote(k) for k in keys)
     action = ("DO UPDATE SET " + ", ".join(f"{_quote(c)} = {e}" for c, e in set_sql.items())
               if set_sql else "DO NOTHING")
-    sql = (f"INSERT INTO {_quote(table.name)} ({col_list}) "
-           f"SELECT * FROM unnest({', '.join(casts)}) ON CONFLICT ({conflict}) {action}")
+    tail = f" ON CONFLICT ({conflict}) {action}"
     if returning:
-        sql += " RETURNING " + ", ".join(_quote(c) for c in returning)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        tail += " RETURNING " + ", ".join(_quote(c) for c in returning)
+    cursor = _driver_cursor(conn)
     try:
-        cursor.execute(sql, params)
+        if n_rows < MIN_ROWS:
+            casts, params = _arrays(table, columns)
+            cursor.execute(f"INSERT INTO {_quote(table.name)} ({col_list}) "
+                           f"SELECT * FROM unnest({casts}){tail}", params)
+        else:
+            stage = _copy_to_temp(cursor, table, columns)
+            cursor.execute(f"INSERT INTO {_quote(table.name)} ({col_list}) "
+                           f"SELECT {col_list} FROM {stage}{tail}")
+        # The driver's cursor: returned rows stay plain tuples.
         return list(cursor.fetchall()) if returning else []
     finally:
         cursor.close()
 
 
-def _arrays(conn: Connection, table: Table, columns: Sequence[str],
-            rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, Any]]:
-    """Each column's values as one array parameter, and the typed placeholders for them."""
-    casts = []
-    params: dict[str, Any] = {}
-    for i, c in enumerate(columns):
-        column_type = table.c[c].type
-        values = [row[c] for row in rows]
-        if isinstance(column_type, JSON):
-            values = [None if v is None else json.dumps(v, separators=(",", ":"),
-                                                        ensure_ascii=False) for v in values]
-        elif any(isinstance(v, datetime) and v.tzinfo is None for v in values):
-            raise ValueError("naive datetime in a bulk write")
-        params[f"a{i}"] = values
-        casts.append(f"%(a{i})s::{column_type.compile(dialect=conn.dialect)}[]")
+def _driver_cursor(conn: Connection) -> Any:
+    """The driver's cursor, in the connection's transaction: begun here if need be, as
+    ``conn.execute`` would have, so that the caller's commit covers these writes."""
+    if not conn.in_transaction():
+        conn.begin()
+    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
+def _arrays(table: Table, columns: Columns) -> tuple[str, list[str]]:
+    """Each column as one array literal parameter, and the typed placeholders for them."""
+    casts = ", ".join(f"%s::{_pg_type(table.c[c])}[]" for c in columns)
+    params = [_array_literal(values, isinstance(table.c[c].type, JSON))
+              for c, values in columns.items()]
     return casts, params
+
+
+def _copy_to_temp(cursor: Any, table: Table, columns: Columns) -> str:
+    """COPY the rows into a new temp table with the target's column types; its name."""
+    stage = f"_akita_stage_{next(_names)}"
+    col_list = ", ".join(_quote(c) for c in columns)
+    cells = [_copy_cells(values, isinstance(table.c[c].type, JSON))
+             for c, values in columns.items()]
+    # Column by column above; the rows are joined once, with C-level joins.
+    buffer = io.StringIO("\n".join(map("\t".join, zip(*cells, strict=True))) + "\n")
+    cursor.execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
+                   f"SELECT {col_list} FROM {_quote(table.name)} WITH NO DATA")
+    cursor.copy_expert(f"COPY {stage} ({col_list}) FROM STDIN", buffer, size=1 << 20)
+    return stage
 
 
 def use_copy(conn: Connection, n_rows: int) -> bool:
@@ -191,70 +267,59 @@ def sqlite_upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, An
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for row in rows:  # rows with different columns go as separate statements
         groups.setdefault(tuple(row), []).append(row)
-    for columns, group in groups.items():
-        _sqlite_executemany(conn, table, list(columns), group, keys, set_sql)
+    for group in groups.values():
+        sqlite_upsert_columns(conn, table, by_column(group), keys=keys, set_sql=set_sql)
 
 
-def _sqlite_executemany(conn: Connection, table: Table, columns: list[str],
-                        rows: Sequence[Mapping[str, Any]], keys: Sequence[str],
-                        set_sql: Mapping[str, str] | None) -> None:
-    processors = [table.c[c].type.bind_processor(conn.dialect) for c in columns]
+def sqlite_upsert_columns(conn: Connection, table: Table, columns: Columns, *,
+                          keys: Sequence[str] = (),
+                          set_sql: Mapping[str, str] | None = None) -> None:
+    """:func:`sqlite_upsert` of rows given column by column."""
+    if not len(next(iter(columns.values()), ())):
+        return
+    names = list(columns)
     target = _quote(table.name)
-    sql = (f"INSERT INTO {target} ({', '.join(_quote(c) for c in columns)}) "
-           f"VALUES ({', '.join('?' for _ in columns)})")
+    sql = (f"INSERT INTO {target} ({', '.join(_quote(c) for c in names)}) "
+           f"VALUES ({', '.join('?' for _ in names)})")
     if keys:
         sql += f" ON CONFLICT ({', '.join(_quote(k) for k in keys)}) "
         sql += ("DO UPDATE SET " + ", ".join(f"{_quote(c)} = {e}" for c, e in set_sql.items())
                 if set_sql else "DO NOTHING")
     # Column by column: one map() per column instead of a Python call per value.
-    values = [[row[c] for row in rows] for c in columns]
-    converted = [vals if p is None else _convert(p, vals)
-                 for p, vals in zip(processors, values, strict=True)]
-    params = list(zip(*converted, strict=True))
-    conn.exec_driver_sql(sql, params)
+    converted = []
+    for c, values in columns.items():
+        processor = table.c[c].type.bind_processor(conn.dialect)
+        converted.append(values if processor is None else _convert(processor, values))
+    conn.exec_driver_sql(sql, list(zip(*converted, strict=True)))
 
 
-def _convert(processor: Callable[[Any], Any], values: list[Any]) -> list[Any]:
-    """``processor`` over a column, once per distinct object: a batch's rows share their
-    timestamp and customer objects, and a datetime's conversion is the costly part."""
-    distinct = {id(v): v for v in values}
-    if len(distinct) * 2 > len(values):
-        return list(map(processor, values))
-    done = {key: processor(v) for key, v in distinct.items()}
-    return [done[id(v)] for v in values]
+def _convert(processor: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
+    """``processor`` over a column, once when every row holds the same object (a batch's
+    timestamp and customer objects; a datetime's conversion is the costly part)."""
+    if _constant(values):
+        return [processor(values[0])] * len(values)
+    return list(map(processor, values))
 
 
 def copy_update(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
                 key: str = "id") -> None:
-    """``UPDATE table SET … WHERE key = …`` for many rows with the same columns, on PostgreSQL:
-    COPY into a temp table, then one ``UPDATE … FROM`` (an executemany sends a statement per
-    row)."""
+    """``UPDATE table SET … WHERE key = …`` for many rows with the same columns, on PostgreSQL,
+    in one ``UPDATE … FROM`` array literals or, from :data:`MIN_ROWS` rows, a temp table
+    filled by COPY (an executemany sends a statement per row)."""
     if not rows:
         return
-    columns = list(rows[0])
+    columns = by_column(rows)
     assignments = ", ".join(f"{_quote(c)} = s.{_quote(c)}" for c in columns if c != key)
-    if len(rows) < MIN_ROWS:  # a few rows: arrays, no temp table
-        casts, params = _arrays(conn, table, columns, rows)
-        names = ", ".join(_quote(c) for c in columns)
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(f"UPDATE {_quote(table.name)} AS t SET {assignments} "
-                           f"FROM unnest({', '.join(casts)}) AS s ({names}) "
-                           f"WHERE t.{_quote(key)} = s.{_quote(key)}", params)
-        finally:
-            cursor.close()
-        return
-    json_cols = {c for c in columns if isinstance(table.c[c].type, JSON)}
-    stage = f"_akita_stage_{next(_names)}"
-    col_list = ", ".join(_quote(c) for c in columns)
-    conn.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
-                      f"SELECT {col_list} FROM {_quote(table.name)} WITH NO DATA"))
-    cells = [_column_text([row[c] for row in rows], c in json_cols) for c in columns]
-    buffer = io.StringIO("".join("\t".join(line) + "\n" for line in zip(*cells, strict=True)))
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    names = ", ".join(_quote(c) for c in columns)
+    cursor = _driver_cursor(conn)
     try:
-        cursor.copy_expert(f"COPY {stage} ({col_list}) FROM STDIN", buffer)
+        if len(rows) < MIN_ROWS:
+            casts, params = _arrays(table, columns)
+            source = f"unnest({casts}) AS s ({names})"
+        else:
+            source = f"{_copy_to_temp(cursor, table, columns)} AS s"
+            params = []
+        cursor.execute(f"UPDATE {_quote(table.name)} AS t SET {assignments} FROM {source} "
+                       f"WHERE t.{_quote(key)} = s.{_quote(key)}", params or None)
     finally:
         cursor.close()
-    conn.execute(text(f"UPDATE {_quote(table.name)} AS t SET {assignments} FROM {stage} AS s "
-                      f"WHERE t.{_quote(key)} = s.{_quote(key)}"))

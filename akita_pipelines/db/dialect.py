@@ -10,9 +10,12 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    String,
     Table,
+    Text,
     any_,
     bindparam,
+    cast,
     func,
     literal_column,
     select,
@@ -53,6 +56,14 @@ def among(conn: Connection, column: ColumnElement[Any], values: Iterable[Any]
     """
     listed = list(values)
     if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, listed, type_=postgresql.ARRAY(column.type)))
+        # One text parameter holding an array literal. A bound Python list is adapted value by
+        # value and, built into the statement, lives on in SQLAlchemy's statement cache where
+        # the collector rescans it; a cast to varchar(n)[] would cut longer values.
+        literal = "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+                                 for v in listed) + "}"
+        impl = getattr(column.type, "impl", column.type)
+        element = String() if isinstance(impl, String) else column.type
+        return column == any_(cast(bindparam(None, literal, type_=Text),
+                                   postgresql.ARRAY(element)))
     return column.in_(select(literal_column("value")).select_from(
         func.json_each(bindparam(None, json.dumps(listed)))))

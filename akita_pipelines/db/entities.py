@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -25,6 +26,8 @@ from akita_pipelines.db.bulk import (
     copy_update,
     copy_upsert,
     sqlite_upsert,
+    sqlite_upsert_columns,
+    upsert_columns,
     use_copy,
     use_driver,
 )
@@ -60,37 +63,55 @@ def upsert_interactions(conn: Connection, *, customer_id: str, integration_id: s
     """Store typed records (with their normalised domain); return external id → interaction id."""
     if not records:
         return {}
-    stmt = upsert(conn, interactions, ["integration_id", "interaction_type", "external_id"], None,
-                  update=INTERACTION_UPDATE).returning(interactions.c.id,
-                                                        interactions.c.external_id)
-    rows: list[dict[str, Any]] = [{
-        "customer_id": customer_id, "integration_id": integration_id,
-        "interaction_type": r.interaction_type, "external_id": r.external_id, "name": r.name,
-        "email": r.email, "website": r.website, "domain": domain, "phone": r.phone,
-        "first_name": r.first_name, "last_name": r.last_name, "account_ref": r.account_ref,
-        "contact_ref": r.contact_ref, "fields": dict(r.fields),
-        "source_updated_at": r.updated_at, "deleted_at": (r.updated_at or now) if r.deleted
-        else None, "updated_at": now,
-    } for r, domain in records]
-    if use_copy(conn, len(rows)):
-        result = copy_upsert(conn, interactions, rows,
-                             keys=["integration_id", "interaction_type", "external_id"],
-                             set_sql={c: f"excluded.{c}" for c in INTERACTION_UPDATE},
-                             returning=["id", "external_id"])
-        return {external_id: row_id for row_id, external_id in result}
+    keys = ["integration_id", "interaction_type", "external_id"]
+    set_sql = {c: f"excluded.{c}" for c in INTERACTION_UPDATE}
     if use_driver(conn):
         # One statement may not touch a row twice: the last copy of a repeated id wins.
-        rows = list({(r["interaction_type"], r["external_id"]): r for r in rows}.values())
-        sqlite_upsert(conn, interactions, rows,
-                      keys=["integration_id", "interaction_type", "external_id"],
-                      set_sql={c: f"excluded.{c}" for c in INTERACTION_UPDATE})
+        records = list({(r.interaction_type, r.external_id): (r, d)
+                        for r, d in records}.values())
+    columns = _interaction_columns(customer_id, integration_id, records, now)
+    if use_copy(conn, len(records)):
+        result = upsert_columns(conn, interactions, columns, keys=keys, set_sql=set_sql,
+                                returning=["id", "external_id"])
+        return {external_id: row_id for row_id, external_id in result}
+    if use_driver(conn):
+        sqlite_upsert_columns(conn, interactions, columns, keys=keys, set_sql=set_sql)
         found: dict[str, int] = {}
         for kind in sorted({r.interaction_type for r, _ in records}):
             found.update(interaction_ids(conn, integration_id, kind,
                                          (r.external_id for r, _ in records
                                           if r.interaction_type == kind)))
         return found
+    stmt = upsert(conn, interactions, keys, None, update=INTERACTION_UPDATE).returning(
+        interactions.c.id, interactions.c.external_id)
+    rows = [dict(zip(columns, values, strict=True))
+            for values in zip(*columns.values(), strict=True)]
     return {row.external_id: row.id for row in conn.execute(stmt, rows)}
+
+
+def _interaction_columns(customer_id: str, integration_id: str,
+                         records: Sequence[tuple[TypedRecord, str | None]],
+                         now: datetime) -> dict[str, list[Any]]:
+    """The interaction rows of ``records``, column by column (what the bulk writers take)."""
+    typed = [r for r, _ in records]
+    n = len(typed)
+
+    def attribute(name: str) -> list[Any]:
+        return list(map(attrgetter(name), typed))
+
+    return {
+        "customer_id": [customer_id] * n, "integration_id": [integration_id] * n,
+        "interaction_type": attribute("interaction_type"),
+        "external_id": attribute("external_id"), "name": attribute("name"),
+        "email": attribute("email"), "website": attribute("website"),
+        "domain": [domain for _, domain in records], "phone": attribute("phone"),
+        "first_name": attribute("first_name"), "last_name": attribute("last_name"),
+        "account_ref": attribute("account_ref"), "contact_ref": attribute("contact_ref"),
+        "fields": [dict(r.fields) for r in typed],
+        "source_updated_at": attribute("updated_at"),
+        "deleted_at": [(r.updated_at or now) if r.deleted else None for r in typed],
+        "updated_at": [now] * n,
+    }
 
 
 def interaction_ids(conn: Connection, integration_id: str, interaction_type: str,

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -133,7 +134,10 @@ staged_records = Table(
     Column("pending", Boolean, nullable=False, default=True),
     Column("staged_at", TZ, nullable=False),
     UniqueConstraint("integration_object_id", "external_id"),
-    Index("ix_staged_records_pending", "integration_object_id", "pending"),
+    # Only pending rows, in id order: what the processor reads a batch at a time. Queries
+    # state the predicate as SQLAlchemy writes ``where(staged_records.c.pending)``.
+    Index("ix_staged_records_pending", "integration_object_id", "id",
+          postgresql_where=text("pending"), sqlite_where=text("pending = 1")),
 )
 
 interactions = Table(

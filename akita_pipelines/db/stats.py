@@ -18,9 +18,10 @@ from sqlalchemy import Engine, text
 
 log = logging.getLogger(__name__)
 
-#: Tables the processor looks up by key while it writes them.
+#: Tables the processor looks up by key while it writes them (and the staged rows it reads a
+#: batch at a time: a first sync stages them all before the first batch is read).
 PROCESSOR_TABLES = ("match_keys", "interactions", "accounts", "contacts", "account_links",
-                    "contact_links")
+                    "contact_links", "staged_records")
 #: Analyse when rows changed since the last analyse exceed this share of the estimated rows …
 STALE_SHARE = 0.2
 #: … and this many rows (small tables are cheap to read whatever the plan).

@@ -217,6 +217,7 @@ def process_staged(engine: Engine, integration_id: str, interaction_type: str, *
     assert obj is not None, f"{integration_id}/{interaction_type} vanished during the sync"
     stream = get_provider(integration.provider).streams_for(integration.config)[interaction_type]
     recovered = False
+    analyze_stale(engine, ("staged_records",))  # a first sync has just staged everything
     try:
         after = 0
         while True:
