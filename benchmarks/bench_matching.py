@@ -30,7 +30,7 @@ from akita_pipelines.db.engine import make_engine
 from akita_pipelines.db.migrate import upgrade
 from akita_pipelines.db.registry import save_customer, save_integration, sync_integration_objects
 from akita_pipelines.db.schema import account_links, contact_links, contacts, interactions
-from akita_pipelines.db.stats import MIN_CHANGED, analyze_stale
+from akita_pipelines.db.stats import MIN_CHANGED, analyze_stale, checkpoint_wal
 from akita_pipelines.processing.match import match_records, to_records
 from akita_pipelines.processing.resolve import DEFAULT_THRESHOLDS, Kind, Thresholds
 from akita_pipelines.providers.registry import get_provider
@@ -344,6 +344,8 @@ def _load(engine: Engine, customer: str, integration: str, records: list[TypedRe
                           records=records[start:start + batch], now=utcnow(), result=result)
         if batch >= MIN_CHANGED:
             analyze_stale(engine)  # as process_staged does between its batches
+    if len(records) >= MIN_CHANGED:
+        checkpoint_wal(engine)  # as process_staged does after a large sync
     return time.perf_counter() - started
 
 

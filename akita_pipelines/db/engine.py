@@ -33,6 +33,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # The default page cache (2 MB) is smaller than the match-key and interaction indexes of
+    # one customer: a batch's upserts then re-read index pages from the OS for every row.
+    cursor.execute("PRAGMA cache_size=-65536")
+    # Fold the WAL back every ~40 MB, not every 4 MB: a batch rewrites the same index pages,
+    # and each checkpoint copies them into the database file again. The processor checkpoints
+    # after a large sync (sync/process.py); journal_size_limit truncates the WAL afterwards.
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
+    cursor.execute("PRAGMA journal_size_limit=67108864")
     cursor.close()
 
 

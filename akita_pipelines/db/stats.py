@@ -47,3 +47,17 @@ def analyze_stale(engine: Engine, tables: Sequence[str] = PROCESSOR_TABLES) -> l
                 conn.execute(text(f'ANALYZE "{name}"'))  # names from PROCESSOR_TABLES
         log.debug("analysed %s after bulk writes", ", ".join(stale))
     return stale
+
+
+def checkpoint_wal(engine: Engine) -> None:
+    """Fold SQLite's write-ahead log back into the database file after a large sync.
+
+    The engine lets the WAL grow to ~40 MB between automatic checkpoints (see
+    :mod:`akita_pipelines.db.engine`); a sync that wrote tens of thousands of rows pays for
+    its checkpoint itself instead of leaving it to the next writer. PASSIVE: it never waits
+    for readers. A no-op on PostgreSQL.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")

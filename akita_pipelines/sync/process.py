@@ -27,7 +27,7 @@ from akita_pipelines.core.gcpause import gc_paused, without_gc
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.db import entities, registry, state
 from akita_pipelines.db.schema import contacts, customers
-from akita_pipelines.db.stats import MIN_CHANGED, analyze_stale
+from akita_pipelines.db.stats import MIN_CHANGED, analyze_stale, checkpoint_wal
 from akita_pipelines.processing.features import (
     account_ids,
     account_record,
@@ -247,6 +247,8 @@ def process_staged(engine: Engine, integration_id: str, interaction_type: str, *
                 recovered = record_success(conn, obj, now)
         if sync_id is not None and recovered:
             deliver_pending(engine)
+        if result.processed >= MIN_CHANGED:
+            checkpoint_wal(engine)
     except (AkitaError, OSError, ValueError) as exc:
         record_failure(engine, obj, sync_id, exc)
         raise
