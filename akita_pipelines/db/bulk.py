@@ -297,7 +297,12 @@ def _convert(processor: Callable[[Any], Any], values: Sequence[Any]) -> list[Any
     """``processor`` over a column, once when every row holds the same object (a batch's
     timestamp and customer objects; a datetime's conversion is the costly part)."""
     if _constant(values):
-        return [processor(values[0])] * len(values)
+        value = processor(values[0])
+        if isinstance(value, datetime):
+            # The text sqlite3's own adapter would write for every row (it is deprecated and
+            # formats each row again): formatted once for the whole column.
+            value = value.isoformat(" ")
+        return [value] * len(values)
     return list(map(processor, values))
 
 

@@ -119,11 +119,12 @@ def interaction_ids(conn: Connection, integration_id: str, interaction_type: str
     ids = sorted(set(external_ids))
     found: dict[str, int] = {}
     for chunk in _chunks(ids):
+        # fetchall in one call: iterating a result fetches (and wraps) one row at a time.
         rows = conn.execute(select(interactions.c.external_id, interactions.c.id).where(
             interactions.c.integration_id == integration_id,
             interactions.c.interaction_type == interaction_type,
             interactions.c.external_id.in_(chunk)))
-        found.update({r.external_id: r.id for r in rows})
+        found.update(rows.all())
     return found
 
 
@@ -134,7 +135,7 @@ def existing_links(conn: Connection, table: Table, entity_column: str,
         return {}
     rows = conn.execute(select(table.c.interaction_id, table.c[entity_column])
                         .where(among(conn, table.c.interaction_id, ids)))
-    return {r[0]: r[1] for r in rows}
+    return dict(rows.all())
 
 
 def account_of_refs(conn: Connection, integration_id: str,
@@ -189,7 +190,7 @@ def lookup_keys(conn: Connection, customer_id: str, kind: str,
         return found
     rows = conn.execute(select(match_keys.c.key, match_keys.c.entity_id).where(
         match_keys.c.customer_id == customer_id, match_keys.c.kind == kind,
-        among(conn, match_keys.c.key, wanted)))
+        among(conn, match_keys.c.key, wanted))).all()
     for key, entity_id in rows:
         found.setdefault(key, []).append(entity_id)
     for ids in found.values():
@@ -203,24 +204,33 @@ def load_profiles(conn: Connection, kind: str, entity_ids: Iterable[int],
     table = TABLES[kind][0]
     wanted = sorted(set(entity_ids))
     profiles: dict[int, Profile] = {}
-    names = ["id", "name", "phone", "source", "source_updated_at"]
-    names += ["domain"] if kind == "accounts" else ["email", "first_name", "last_name",
-                                                    "account_id"]
-    if wanted:
-        rows = conn.execute(select(*(table.c[n] for n in names)).where(
-            among(conn, table.c.id, wanted), table.c.merged_into.is_(None)))
-        for r in rows:
-            m = r._mapping
-            if kind == "accounts":
-                profiles[m["id"]] = account_profile(
-                    m["id"], name=m["name"], domain=m["domain"], phone=m["phone"],
-                    source_rank=rank(m["source"] or ""), updated_at=m["source_updated_at"])
-            else:
-                profiles[m["id"]] = contact_profile(
-                    m["id"], email=m["email"], first_name=m["first_name"],
-                    last_name=m["last_name"], name=m["name"], phone=m["phone"],
-                    account_id=m["account_id"], source_rank=rank(m["source"] or ""),
-                    updated_at=m["source_updated_at"])
+    if not wanted:
+        return profiles
+    ranks: dict[str, int] = {}  # a customer's entities come from a few sources
+    if kind == "accounts":
+        account_rows = conn.execute(select(
+            table.c.id, table.c.name, table.c.phone, table.c.source, table.c.source_updated_at,
+            table.c.domain).where(among(conn, table.c.id, wanted),
+                                  table.c.merged_into.is_(None))).all()
+        for id_, name, phone, source, updated_at, domain in account_rows:
+            source = source or ""
+            source_rank = ranks[source] if source in ranks else ranks.setdefault(source,
+                                                                                 rank(source))
+            profiles[id_] = account_profile(id_, name=name, domain=domain, phone=phone,
+                                            source_rank=source_rank, updated_at=updated_at)
+        return profiles
+    rows = conn.execute(select(
+        table.c.id, table.c.name, table.c.phone, table.c.source, table.c.source_updated_at,
+        table.c.email, table.c.first_name, table.c.last_name, table.c.account_id).where(
+            among(conn, table.c.id, wanted), table.c.merged_into.is_(None))).all()
+    for id_, name, phone, source, updated_at, email, first_name, last_name, account_id in rows:
+        source = source or ""
+        source_rank = ranks[source] if source in ranks else ranks.setdefault(source,
+                                                                             rank(source))
+        profiles[id_] = contact_profile(id_, email=email, first_name=first_name,
+                                        last_name=last_name, name=name, phone=phone,
+                                        account_id=account_id, source_rank=source_rank,
+                                        updated_at=updated_at)
     return profiles
 
 
@@ -283,18 +293,23 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
         else:
             conn.execute(upsert(conn, links, ["interaction_id"], None, update=cols), rows)
     # A new entity has no keys yet; an existing one may have some of them indexed already.
-    key_rows = sorted({(e, k) if isinstance(e, int) else (new_ids.get(e), k)
+    # (key, entity) tuples sort by key without a key function: inserts in index order.
+    key_rows = sorted({(k, e if isinstance(e, int) else new_ids.get(e))
                        for e, k in plan.new_keys
-                       if len(k) <= 400 and not (isinstance(e, int) and _indexed(existing, e, k))},
-                      key=lambda x: (x[1], x[0] or 0))
-    if key_rows:
+                       if len(k) <= 400 and not (isinstance(e, int) and _indexed(existing, e, k))
+                       and (isinstance(e, int) or e in new_ids)})
+    if key_rows and use_driver(conn):
+        n = len(key_rows)
+        sqlite_upsert_columns(conn, match_keys, {
+            "customer_id": [customer_id] * n, "kind": [kind] * n,
+            "key": [k for k, _ in key_rows], "entity_id": [e for _, e in key_rows]},
+            keys=["customer_id", "kind", "key", "entity_id"])
+    elif key_rows:
         rows = [{"customer_id": customer_id, "kind": kind, "key": k, "entity_id": e}
-                for e, k in key_rows if e is not None]
+                for k, e in key_rows]
         if use_copy(conn, len(rows)):
             copy_upsert(conn, match_keys, rows, keys=["customer_id", "kind", "key", "entity_id"],
                         set_sql={})
-        elif use_driver(conn):
-            sqlite_upsert(conn, match_keys, rows, keys=["customer_id", "kind", "key", "entity_id"])
         else:
             conn.execute(upsert(conn, match_keys, ["customer_id", "kind", "key", "entity_id"],
                                 None, update=[]), rows)
