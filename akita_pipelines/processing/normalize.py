@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import Any
 
@@ -40,10 +41,12 @@ _HOST = re.compile(rf"^{_LABEL}(?:\.{_LABEL})+$")
 
 
 @cache
-def _psl() -> Any:
-    from publicsuffixlist import PublicSuffixList
+def _psl() -> Callable[[str], str | None]:
+    # psl gives PublicSuffixList().privatesuffix's answers from the list the library ships (no
+    # network), read on its first call in a fifth of the time PublicSuffixList() takes to build.
+    from akita_pipelines.processing.psl import private_suffix
 
-    return PublicSuffixList()  # the bundled list: no network
+    return private_suffix
 
 
 @cache
@@ -104,8 +107,7 @@ def _registered_host(host: str) -> str | None:
             pass
     if not _HOST.match(host):
         return None
-    found = _psl().privatesuffix(host)
-    return str(found) if found else None
+    return _psl()(host)
 
 
 def is_free_mail_domain(domain: str | None) -> bool:
