@@ -18,6 +18,7 @@ setup(
     install_requires=[
         *DAGSTER,
         "requests>=2.31",
+        "orjson>=3.10",
         "pandas>=2.1",
         "sqlalchemy>=2.0,<2.2",
         "alembic>=1.13",

@@ -23,8 +23,10 @@ from sqlalchemy import (
 
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.db.bulk import (
+    by_column,
     copy_update,
     copy_upsert,
+    insert_new,
     sqlite_upsert,
     sqlite_upsert_columns,
     upsert_columns,
@@ -294,10 +296,19 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
             conn.execute(upsert(conn, links, ["interaction_id"], None, update=cols), rows)
     # A new entity has no keys yet; an existing one may have some of them indexed already.
     # (key, entity) tuples sort by key without a key function: inserts in index order.
-    key_rows = sorted({(k, e if isinstance(e, int) else new_ids.get(e))
+    key_rows = sorted({(k, e if isinstance(e, int) else new_ids[e])
                        for e, k in plan.new_keys
                        if len(k) <= 400 and not (isinstance(e, int) and _indexed(existing, e, k))
                        and (isinstance(e, int) or e in new_ids)})
+    if new_ids:
+        # A new entity's keys cannot be indexed yet: they go in without a conflict check.
+        fresh = set(new_ids.values())
+        new_keys = [row for row in key_rows if row[1] in fresh]
+        key_rows = [row for row in key_rows if row[1] not in fresh]
+        n = len(new_keys)
+        insert_new(conn, match_keys, {
+            "customer_id": [customer_id] * n, "kind": [kind] * n,
+            "key": [k for k, _ in new_keys], "entity_id": [e for _, e in new_keys]})
     if key_rows and use_driver(conn):
         n = len(key_rows)
         sqlite_upsert_columns(conn, match_keys, {
@@ -389,9 +400,12 @@ def _insert_entities(conn: Connection, table: Table, keys: Sequence[str],
         ids = conn.execute(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) "
                                 "FROM generate_series(1, :n)"),
                            {"t": table.name, "n": len(rows)}).scalars().all()
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for row, new_id in zip(rows, ids, strict=True):
             row["id"] = new_id
-        copy_upsert(conn, table, rows, keys=["id"], set_sql={})
+            groups[tuple(row)].append(row)
+        for group in groups.values():  # fresh ids: nothing to conflict with
+            insert_new(conn, table, by_column(group))
         return {key: row["id"] for key, row in zip(keys, rows, strict=True)}
     result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True),
                           rows)

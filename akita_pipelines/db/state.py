@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Connection,
@@ -24,7 +25,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
-from akita_pipelines.db.bulk import sqlite_upsert_columns, upsert_columns, use_copy, use_driver
+from akita_pipelines.core import jsonfast
+from akita_pipelines.db.bulk import (
+    orjson_text,
+    sqlite_upsert_columns,
+    upsert_columns,
+    use_copy,
+    use_driver,
+)
 from akita_pipelines.db.dialect import among, insert_for
 from akita_pipelines.db.schema import (
     integration_objects,
@@ -134,7 +142,21 @@ _canonical = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_asci
 
 
 def canonical_json(record: Any) -> str:
-    return _canonical(record)
+    """The record's canonical JSON: the stdlib encoder's text above, byte for byte.
+
+    The text is hashed (``content_hash``) and compared (``times_quarantined``): another text
+    for the same record would make it look changed. orjson writes it where its text is the
+    same, the stdlib where it is not (see :func:`~akita_pipelines.db.bulk.orjson_text`).
+    """
+    return orjson_text(record, _canonical, orjson.OPT_SORT_KEYS)
+
+
+def parse_payload(payload: str) -> Any:
+    """A staged payload's value: ``json.loads(payload)``, parsed by orjson where it reads the
+    same (:mod:`akita_pipelines.core.jsonfast`); errors are ``json.loads``'s own."""
+    # surrogatepass: a lone surrogate becomes invalid UTF-8, which orjson refuses.
+    return jsonfast.loads(payload.encode("utf-8", "surrogatepass"),
+                          lambda: json.loads(payload))
 
 
 _external_id = attrgetter("external_id")

@@ -8,7 +8,6 @@ cursor move.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -75,7 +74,7 @@ def _parse(stream: Stream, rows: list[tuple[int, str, str]]
     bad: list[tuple[int, str, str, str]] = []
     for row_id, external_id, payload in rows:
         try:
-            good.append((row_id, stream.to_typed(json.loads(payload))))
+            good.append((row_id, stream.to_typed(state.parse_payload(payload))))
         except (ValueError, KeyError, TypeError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
             bad.append((row_id, external_id, reason[:500], payload))
