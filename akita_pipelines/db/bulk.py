@@ -257,9 +257,7 @@ def upsert_columns(conn: Connection, table: Table, columns: Columns, *,
     cursor = _driver_cursor(conn)
     try:
         if n_rows < MIN_ROWS:
-            casts, params = _arrays(table, columns)
-            cursor.execute(f"INSERT INTO {_quote(table.name)} ({col_list}) "
-                           f"SELECT * FROM unnest({casts}){tail}", params)
+            _insert_arrays(cursor, table, columns, tail)
         else:
             stage = _copy_to_temp(cursor, table, columns)
             cursor.execute(f"INSERT INTO {_quote(table.name)} ({col_list}) "
@@ -276,6 +274,15 @@ def _driver_cursor(conn: Connection) -> Any:
     if not conn.in_transaction():
         conn.begin()
     return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
+def _insert_arrays(cursor: Any, table: Table, columns: Columns, tail: str = "") -> None:
+    """``INSERT … SELECT FROM unnest(arrays)``: a few rows in one statement, one array literal
+    a column; ``tail`` an ``ON CONFLICT`` / ``RETURNING`` clause."""
+    casts, params = _arrays(table, columns)
+    col_list = ", ".join(_quote(c) for c in columns)
+    cursor.execute(f"INSERT INTO {_quote(table.name)} ({col_list}) "
+                   f"SELECT * FROM unnest({casts}){tail}", params)
 
 
 def _arrays(table: Table, columns: Columns) -> tuple[str, list[str]]:
@@ -324,9 +331,7 @@ def insert_new(conn: Connection, table: Table, columns: Columns) -> None:
     cursor = _driver_cursor(conn)
     try:
         if n_rows < MIN_ROWS:
-            casts, params = _arrays(table, columns)
-            cursor.execute(f"INSERT INTO {_quote(table.name)} ({col_list}) "
-                           f"SELECT * FROM unnest({casts})", params)
+            _insert_arrays(cursor, table, columns)
         else:
             cursor.copy_expert(f"COPY {_quote(table.name)} ({col_list}) FROM STDIN",
                                _copy_text(table, columns), size=1 << 20)

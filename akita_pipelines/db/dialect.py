@@ -59,8 +59,11 @@ def among(conn: Connection, column: ColumnElement[Any], values: Iterable[Any]
         # One text parameter holding an array literal. A bound Python list is adapted value by
         # value and, built into the statement, lives on in SQLAlchemy's statement cache where
         # the collector rescans it; a cast to varchar(n)[] would cut longer values.
-        literal = "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-                                 for v in listed) + "}"
+        texts = [v if type(v) is str else str(v) for v in listed]
+        joined = "".join(texts)  # one scan decides whether any value needs escaping
+        if '"' in joined or "\\" in joined:
+            texts = [t.replace("\\", "\\\\").replace('"', '\\"') for t in texts]
+        literal = '{"' + '","'.join(texts) + '"}' if texts else "{}"
         impl = getattr(column.type, "impl", column.type)
         element = String() if isinstance(impl, String) else column.type
         return column == any_(cast(bindparam(None, literal, type_=Text),

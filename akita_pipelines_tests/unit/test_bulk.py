@@ -11,7 +11,7 @@ from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.types import Customer, Integration, TypedRecord
 from akita_pipelines.db import entities
 from akita_pipelines.db.registry import save_customer, save_integration
-from akita_pipelines.db.schema import interactions
+from akita_pipelines.db.schema import interactions, match_keys
 
 NASTY = ["tab\there", "new\nline", "back\\slash", "quote'\"", "ünïcødé ✓", "\\N", "", "x" * 500]
 
@@ -112,3 +112,14 @@ def test_stale_planner_statistics_are_refreshed_after_bulk_writes(engine: Engine
             "AND kind = 'contacts' AND key = ANY(ARRAY['k:p1@x.com'])")).scalars())
     assert "Rows Removed by Filter" not in plan
     assert "key = ANY" in plan.split("Filter")[0]
+
+
+def test_key_look_ups_find_keys_whatever_they_hold(engine: Engine) -> None:
+    """Keys travel to PostgreSQL as one array literal: quotes and backslashes must survive."""
+    keys = [k for k in NASTY if k and len(k) <= 400] + ["plain", "b:l:o'neil|j", 'k:"quoted"@x.com']
+    with engine.begin() as conn:
+        conn.execute(match_keys.insert(), [{"customer_id": "c", "kind": "contacts", "key": k,
+                                            "entity_id": i} for i, k in enumerate(keys)])
+    with engine.connect() as conn:
+        found = entities.lookup_keys(conn, "c", "contacts", [*keys, "absent", 'ab"sent\\'])
+    assert found == {k: [i] for i, k in enumerate(keys)}
