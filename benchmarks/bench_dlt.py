@@ -46,7 +46,27 @@ def dlt_load(info: dict[str, Any], destination: Any, workdir: str) -> tuple[int,
     return int(rows), seconds
 
 
-def run() -> list[Figure]:
+def _sqlite_pair(n: int, _round: int) -> tuple[float, float, int]:
+    """(our rec/s, dlt's rec/s, records) for one run of each into fresh SQLite files."""
+    import dlt
+
+    from akita_pipelines.db.engine import make_engine
+    from akita_pipelines.sandbox.server import start_sandbox
+    from benchmarks.bench_sync import end_to_end
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with start_sandbox(base_port=0, seed=1, providers=["salesforce"]) as sandbox:
+            sandbox.emulators["salesforce"].add_history("Contact", n)
+            info = dict(sandbox.urls["salesforce"])
+            ours_s, _, fetched = end_to_end(make_engine(f"sqlite:///{Path(tmp) / 'o.db'}"),
+                                            sandbox)
+            rows, dlt_s = dlt_load(info, dlt.destinations.sqlalchemy(
+                f"sqlite:///{Path(tmp) / 'd.db'}"), tmp)
+    return fetched / ours_s, rows / dlt_s, fetched
+
+
+def _postgres_pair(n: int, round_: int) -> tuple[float, float, int]:
+    """(our rec/s, dlt's rec/s, records) for one run of each into fresh PostgreSQL databases."""
     import dlt
 
     from akita_pipelines.db.engine import make_engine
@@ -55,33 +75,33 @@ def run() -> list[Figure]:
     from benchmarks.bench_sync import end_to_end
     from benchmarks.bench_writes import _fresh
 
+    with tempfile.TemporaryDirectory() as tmp, \
+            start_sandbox(base_port=0, seed=1, providers=["salesforce"]) as sandbox, \
+            postgres_server() as admin:
+        sandbox.emulators["salesforce"].add_history("Contact", n)
+        info = dict(sandbox.urls["salesforce"])
+        ours_s, _, fetched = end_to_end(make_engine(_fresh(admin, f"ours{round_}")), sandbox)
+        # dlt insists on a password; the throwaway server trusts local logins.
+        peer = _fresh(admin, f"peer{round_}").replace("+psycopg2", "").replace("akita@",
+                                                                            "akita:x@")
+        rows, dlt_s = dlt_load(info, dlt.destinations.postgres(credentials=peer), tmp)
+    return fetched / ours_s, rows / dlt_s, fetched
+
+
+#: Each side's best of this many runs: one run of either moved by ±30 % on a shared machine.
+ROUNDS = 2
+
+
+def run() -> list[Figure]:
     figures = []
     for n in sizes([10_000], [100_000]):
-        with tempfile.TemporaryDirectory() as tmp:
-            with start_sandbox(base_port=0, seed=1, providers=["salesforce"]) as sandbox:
-                sandbox.emulators["salesforce"].add_history("Contact", n)
-                info = dict(sandbox.urls["salesforce"])
-                ours_s, _, fetched = end_to_end(make_engine(f"sqlite:///{Path(tmp) / 'o.db'}"),
-                                                sandbox)
-                rows, dlt_s = dlt_load(info, dlt.destinations.sqlalchemy(
-                    f"sqlite:///{Path(tmp) / 'd.db'}"), tmp)
-            figures.append(Figure(f"end to end vs dlt, {fetched:,} records (SQLite)",
-                                  f"{fetched / ours_s:,.0f} rec/s",
-                                  f"{rows / dlt_s:,.0f} rec/s (dlt rest_api merge)",
-                                  f"{(fetched / ours_s) / (rows / dlt_s):.2f}×", "≥ 2× dlt"))
-            with start_sandbox(base_port=0, seed=1, providers=["salesforce"]) as sandbox, \
-                    postgres_server() as admin:
-                sandbox.emulators["salesforce"].add_history("Contact", n)
-                info = dict(sandbox.urls["salesforce"])
-                ours_s, _, fetched = end_to_end(make_engine(_fresh(admin, "ours")), sandbox)
-                # dlt insists on a password; the throwaway server trusts local logins.
-                peer = _fresh(admin, "peer").replace("+psycopg2", "").replace("akita@",
-                                                                             "akita:x@")
-                rows, dlt_s = dlt_load(info, dlt.destinations.postgres(credentials=peer), tmp)
-            figures.append(Figure(f"end to end vs dlt, {fetched:,} records (PostgreSQL)",
-                                  f"{fetched / ours_s:,.0f} rec/s",
-                                  f"{rows / dlt_s:,.0f} rec/s (dlt rest_api merge)",
-                                  f"{(fetched / ours_s) / (rows / dlt_s):.2f}×", "≥ 2× dlt"))
+        for label, pair in (("SQLite", _sqlite_pair), ("PostgreSQL", _postgres_pair)):
+            runs = [pair(n, r) for r in range(ROUNDS)]
+            ours, peer, fetched = max(r[0] for r in runs), max(r[1] for r in runs), runs[0][2]
+            figures.append(Figure(f"end to end vs dlt, {fetched:,} records ({label})",
+                                  f"{ours:,.0f} rec/s", f"{peer:,.0f} rec/s (dlt rest_api merge)",
+                                  f"{ours / peer:.2f}×", "≥ 2× dlt",
+                                  note=f"best of {ROUNDS} runs each"))
     return figures
 
 
