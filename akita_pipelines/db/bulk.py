@@ -25,16 +25,17 @@ import io
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cache, partial
 from itertools import repeat
 from operator import attrgetter, is_, itemgetter
 from typing import Any
 
-import orjson
 from sqlalchemy import JSON, Column, Connection, Table
 from sqlalchemy.dialects import postgresql
+
+from akita_pipelines.core import jsonfast
 
 _names = itertools.count()
 
@@ -50,62 +51,9 @@ _tzinfo = attrgetter("tzinfo")
 _POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
 _NoneType = type(None)
 
-# orjson writes JSON several times faster than the stdlib encoder, and the same text where the
-# values are of the builtin JSON types and every float prints without an exponent. Elsewhere
-# the texts differ, so those values keep the stdlib: it refuses a UUID or a plain Enum (orjson
-# writes them), writes subclasses through their own methods, writes NaN and Infinity (orjson:
-# null, which would change the data), and spells exponents its own way (1e-07 against 1e-7;
-# 1e+16 against 1e16 before orjson 3.11.7).
-_LEAVES = frozenset({str, int, bool, _NoneType})
-
-
-def _plain(items: Iterable[Any]) -> bool:
-    """Whether orjson writes these values (a dict's values or a list) as the stdlib does."""
-    # A plain loop: twice as fast on records as a C-level set(map(type, items)) and a loop.
-    for item in items:
-        kind = type(item)
-        if kind in _LEAVES:
-            continue
-        if kind is float:
-            # repr (the stdlib's float text) switches to an exponent below 1e-4 and from 1e16.
-            if not (1e-4 <= abs(item) < 1e16 or item == 0.0):  # NaN and ±inf fail too
-                return False
-        elif kind is dict:
-            if not _plain(item.values()):
-                return False
-        elif kind is list or kind is tuple:
-            if not _plain(item):
-                return False
-        else:  # subclasses, datetimes, UUIDs, enums, sets …
-            return False
-    return True
-
-
-def orjson_text(value: Any, stdlib: Callable[[Any], str], option: int = 0) -> str:
-    """``value`` as JSON text: orjson's where it writes what ``stdlib`` writes, else ``stdlib``'s.
-
-    ``stdlib`` is the encoder whose text this replaces; ``option`` holds the orjson
-    options for its key order (orjson's separators are ``(",", ":")`` and it never escapes
-    non-ASCII). With the same separators and escapes the texts are then the same byte for
-    byte; against ``json.dumps`` defaults (SQLAlchemy's JSON processor), orjson's is the same
-    JSON without the spaces and ``\\u`` escapes. Only dicts and lists take orjson: None, a
-    scalar or a sentinel goes to ``stdlib``, which may treat it specially.
-    """
-    kind = type(value)
-    if kind is dict or kind is list:
-        try:
-            if _plain(value.values() if kind is dict else value):
-                return orjson.dumps(value, option=option).decode()
-        except (orjson.JSONEncodeError, RecursionError):
-            # Integers beyond 64 bits, non-string keys, lone surrogates, nesting deeper than
-            # orjson's limit: the stdlib writes them (or raises) as it did before.
-            pass
-    return stdlib(value)
-
-
 def _json_text(value: Any) -> str:
     """A JSON value's text for PostgreSQL: the stdlib encoder's, written by orjson if it can."""
-    return orjson_text(value, _stdlib_json_text)
+    return jsonfast.dumps(value, _stdlib_json_text)
 
 
 def _text(value: Any, is_json: bool) -> str | None:
@@ -392,7 +340,7 @@ def sqlite_upsert_columns(conn: Connection, table: Table, columns: Columns, *,
             # SQLAlchemy's JSON processor is ``json.dumps``: orjson's compact text of the
             # same value instead (it reads back equal), the processor for what orjson would
             # write differently (NaN, big integers …) or refuse (a datetime still raises).
-            processor = partial(orjson_text, stdlib=processor)
+            processor = partial(jsonfast.dumps, stdlib=processor)
         converted.append(values if processor is None else _convert(processor, values))
     conn.exec_driver_sql(sql, list(zip(*converted, strict=True)))
 

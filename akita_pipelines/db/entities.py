@@ -208,30 +208,24 @@ def load_profiles(conn: Connection, kind: str, entity_ids: Iterable[int],
     profiles: dict[int, Profile] = {}
     if not wanted:
         return profiles
-    ranks: dict[str, int] = {}  # a customer's entities come from a few sources
     if kind == "accounts":
         account_rows = conn.execute(select(
             table.c.id, table.c.name, table.c.phone, table.c.source, table.c.source_updated_at,
             table.c.domain).where(among(conn, table.c.id, wanted),
                                   table.c.merged_into.is_(None))).all()
         for id_, name, phone, source, updated_at, domain in account_rows:
-            source = source or ""
-            source_rank = ranks[source] if source in ranks else ranks.setdefault(source,
-                                                                                 rank(source))
             profiles[id_] = account_profile(id_, name=name, domain=domain, phone=phone,
-                                            source_rank=source_rank, updated_at=updated_at)
+                                            source_rank=rank(source or ""),
+                                            updated_at=updated_at)
         return profiles
     rows = conn.execute(select(
         table.c.id, table.c.name, table.c.phone, table.c.source, table.c.source_updated_at,
         table.c.email, table.c.first_name, table.c.last_name, table.c.account_id).where(
             among(conn, table.c.id, wanted), table.c.merged_into.is_(None))).all()
     for id_, name, phone, source, updated_at, email, first_name, last_name, account_id in rows:
-        source = source or ""
-        source_rank = ranks[source] if source in ranks else ranks.setdefault(source,
-                                                                             rank(source))
         profiles[id_] = contact_profile(id_, email=email, first_name=first_name,
                                         last_name=last_name, name=name, phone=phone,
-                                        account_id=account_id, source_rank=source_rank,
+                                        account_id=account_id, source_rank=rank(source or ""),
                                         updated_at=updated_at)
     return profiles
 
@@ -303,27 +297,19 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
     if new_ids:
         # A new entity's keys cannot be indexed yet: they go in without a conflict check.
         fresh = set(new_ids.values())
-        new_keys = [row for row in key_rows if row[1] in fresh]
+        insert_new(conn, match_keys, _key_columns(customer_id, kind,
+                                                  [row for row in key_rows if row[1] in fresh]))
         key_rows = [row for row in key_rows if row[1] not in fresh]
-        n = len(new_keys)
-        insert_new(conn, match_keys, {
-            "customer_id": [customer_id] * n, "kind": [kind] * n,
-            "key": [k for k, _ in new_keys], "entity_id": [e for _, e in new_keys]})
-    if key_rows and use_driver(conn):
-        n = len(key_rows)
-        sqlite_upsert_columns(conn, match_keys, {
-            "customer_id": [customer_id] * n, "kind": [kind] * n,
-            "key": [k for k, _ in key_rows], "entity_id": [e for _, e in key_rows]},
-            keys=["customer_id", "kind", "key", "entity_id"])
-    elif key_rows:
-        rows = [{"customer_id": customer_id, "kind": kind, "key": k, "entity_id": e}
-                for k, e in key_rows]
-        if use_copy(conn, len(rows)):
-            copy_upsert(conn, match_keys, rows, keys=["customer_id", "kind", "key", "entity_id"],
-                        set_sql={})
+    if key_rows:
+        columns = _key_columns(customer_id, kind, key_rows)
+        if use_driver(conn):
+            sqlite_upsert_columns(conn, match_keys, columns, keys=MATCH_KEY)
+        elif use_copy(conn, len(key_rows)):
+            upsert_columns(conn, match_keys, columns, keys=MATCH_KEY, set_sql={})
         else:
-            conn.execute(upsert(conn, match_keys, ["customer_id", "kind", "key", "entity_id"],
-                                None, update=[]), rows)
+            conn.execute(upsert(conn, match_keys, MATCH_KEY, None, update=[]),
+                         [dict(zip(columns, row, strict=True))
+                          for row in zip(*columns.values(), strict=True)])
     if plan.reviews:
         entity_of = {link.interaction_id: _resolve(link.entity, new_ids) for link in plan.links}
         rows = []
@@ -368,6 +354,17 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
                          .values(account_id=bindparam("_account"), updated_at=bindparam("_now")),
                          params)
     return new_ids
+
+
+MATCH_KEY = ["customer_id", "kind", "key", "entity_id"]
+
+
+def _key_columns(customer_id: str, kind: str, rows: Sequence[tuple[str, int]]
+                 ) -> dict[str, list[Any]]:
+    """(key, entity) rows as ``match_keys`` columns."""
+    n = len(rows)
+    return {"customer_id": [customer_id] * n, "kind": [kind] * n,
+            "key": [k for k, _ in rows], "entity_id": [e for _, e in rows]}
 
 
 def _indexed(existing: Existing, entity: EntityRef, key: str) -> bool:

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     BigInteger,
     Connection,
@@ -26,13 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 
 from akita_pipelines.core import jsonfast
-from akita_pipelines.db.bulk import (
-    orjson_text,
-    sqlite_upsert_columns,
-    upsert_columns,
-    use_copy,
-    use_driver,
-)
+from akita_pipelines.db.bulk import sqlite_upsert_columns, upsert_columns, use_copy, use_driver
 from akita_pipelines.db.dialect import among, insert_for
 from akita_pipelines.db.schema import (
     integration_objects,
@@ -146,9 +139,9 @@ def canonical_json(record: Any) -> str:
 
     The text is hashed (``content_hash``) and compared (``times_quarantined``): another text
     for the same record would make it look changed. orjson writes it where its text is the
-    same, the stdlib where it is not (see :func:`~akita_pipelines.db.bulk.orjson_text`).
+    same, the stdlib where it is not (see :func:`akita_pipelines.core.jsonfast.dumps`).
     """
-    return orjson_text(record, _canonical, orjson.OPT_SORT_KEYS)
+    return jsonfast.dumps(record, _canonical, sort_keys=True)
 
 
 def parse_payload(payload: str) -> Any:

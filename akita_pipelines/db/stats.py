@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -59,5 +60,8 @@ def checkpoint_wal(engine: Engine) -> None:
     """
     if engine.dialect.name != "sqlite":
         return
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+    except OperationalError as exc:  # housekeeping: the sync it follows has committed
+        log.warning("WAL checkpoint skipped: %s", exc)

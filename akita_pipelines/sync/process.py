@@ -246,13 +246,13 @@ def process_staged(engine: Engine, integration_id: str, interaction_type: str, *
                 recovered = record_success(conn, obj, now)
         if sync_id is not None and recovered:
             deliver_pending(engine)
-        if result.processed >= MIN_CHANGED:
-            checkpoint_wal(engine)
     except (AkitaError, OSError, ValueError) as exc:
         record_failure(engine, obj, sync_id, exc)
         raise
     finally:
         result.seconds = time.perf_counter() - started
+    if result.processed >= MIN_CHANGED:
+        checkpoint_wal(engine)  # after the commit, outside the failure path
     log.info("processed %s/%s: %d records, %d entities created, %d links", integration_id,
              interaction_type, result.processed, result.created, result.linked)
     return result

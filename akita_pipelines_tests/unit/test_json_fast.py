@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import JSON, Column, Integer, MetaData, Table, create_engine, select, text
 from sqlalchemy.dialects import sqlite
 
+from akita_pipelines.core import jsonfast
 from akita_pipelines.core.errors import DataError
 from akita_pipelines.db import bulk, state
 from akita_pipelines.providers.http import json_body, json_object
@@ -78,7 +79,7 @@ def test_canonical_json_is_the_stdlib_text_written_by_orjson(payload: Any) -> No
     assert state.canonical_json(payload) == STDLIB_CANONICAL(payload)
     # ... and orjson wrote it (the fast path is not silently always falling back).
     items = payload.values() if isinstance(payload, dict) else payload
-    assert bulk._plain(items)
+    assert jsonfast._plain(items)
     assert orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode() == STDLIB_CANONICAL(payload)
 
 
@@ -126,7 +127,7 @@ def test_canonical_json_refuses_what_the_stdlib_refuses(payload: Any) -> None:
 
 
 def test_orjson_still_differs_where_the_fallback_says() -> None:
-    """The reasons for the fallback, pinned: if orjson changes, revisit bulk._plain."""
+    """The reasons for the fallback, pinned: if orjson changes, revisit jsonfast._plain."""
     assert orjson.dumps(1e-7) == b"1e-7"
     assert orjson.dumps(1.5e-5) == b"0.000015"
     assert orjson.dumps(math.nan) == b"null"
@@ -210,7 +211,7 @@ def test_sqlite_json_columns_store_the_same_values_and_refuse_the_same() -> None
                       for i, v in enumerate(values)]
     assert repr(read) == repr(values)  # read back: the same values (NaN included)
 
-    fast = partial(bulk.orjson_text, stdlib=processor)
+    fast = partial(jsonfast.dumps, stdlib=processor)
     for refused in ({"at": datetime(2025, 1, 1, tzinfo=UTC)}, {"id": uuid.UUID(int=1)}):
         assert _outcome(fast, refused) == _outcome(processor, refused)
         assert _outcome(fast, refused)[0] == "TypeError"
