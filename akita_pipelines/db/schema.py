@@ -338,3 +338,50 @@ alert_deliveries = Table(
     UniqueConstraint("alert_id", "channel", "recipient"),
     Index("ix_alert_deliveries_pending", "status"),
 )
+
+# Steward decisions, kept across syncs and re-matches. Entity ids change when a customer is
+# re-matched, interaction ids do not: every decision holds two records together ("must") or
+# apart ("cannot"), and the matcher enforces it whatever the arrival order.
+match_decisions = Table(
+    "match_decisions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("kind", String(20), nullable=False),  # accounts | contacts
+    Column("action", String(20), nullable=False),  # accept|reject|merge|unmerge|detach
+    Column("link", String(10), nullable=False),  # must | cannot
+    Column("interaction_id", ForeignKey("interactions.id"), nullable=False),
+    Column("other_interaction_id", ForeignKey("interactions.id"), nullable=False),
+    Column("review_id", BigInteger),  # the review it settled (reviews are rebuilt on re-match)
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text),
+    Column("created_at", TZ, nullable=False),
+    Column("revoked_at", TZ),  # a later decision (an unmerge) lifted it
+    Column("revoked_by", BigInteger),
+    Index("ix_match_decisions_customer", "customer_id", "kind"),
+    Index("ix_match_decisions_interaction", "kind", "interaction_id"),
+    Index("ix_match_decisions_other", "kind", "other_interaction_id"),
+)
+
+# Every steward action and automatic merge, per entity: who, when, why. Entity ids are those
+# at the time of the action; the records involved find the rows again after a re-match.
+entity_history = Table(
+    "entity_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("entity_id", BigInteger),
+    Column("other_entity_id", BigInteger),
+    Column("action", String(20), nullable=False),  # accept|reject|merge|unmerge|detach|auto_merge
+    Column("interaction_id", BigInteger),
+    Column("other_interaction_id", BigInteger),
+    Column("decision_id", BigInteger),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text),
+    Column("details", JSON, nullable=False, default=dict),
+    Column("created_at", TZ, nullable=False),
+    Index("ix_entity_history_entity", "customer_id", "kind", "entity_id"),
+    Index("ix_entity_history_interaction", "kind", "interaction_id"),
+    Index("ix_entity_history_other", "kind", "other_interaction_id"),
+)
