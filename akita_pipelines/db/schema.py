@@ -385,3 +385,55 @@ entity_history = Table(
     Index("ix_entity_history_interaction", "kind", "interaction_id"),
     Index("ix_entity_history_other", "kind", "other_interaction_id"),
 )
+
+# Push: providers' change notifications make Integration Objects due at once (akita/push).
+# A subscription is one integration's webhook endpoint: an unguessable path token, the
+# provider's own id of the account (portal / account / workspace) and the signing secret,
+# encrypted like credentials.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("integration_id", ForeignKey("integrations.id"), nullable=False, index=True),
+    Column("provider", String(50), nullable=False),
+    Column("path_token", String(64), nullable=False, unique=True),
+    Column("account_ref", String(200)),
+    Column("secret", JSON, nullable=False),  # {"fernet": ...}: never logged
+    Column("created_at", TZ, nullable=False),
+    Index("ix_webhook_subscriptions_account", "provider", "account_ref"),
+)
+
+# Event ids already received, per subscription: a retried, duplicated or replayed
+# notification triggers nothing twice. Pruned after the providers' retry horizons.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("subscription_id", ForeignKey("webhook_subscriptions.id"), primary_key=True),
+    Column("event_id", String(200), primary_key=True),
+    Column("received_at", TZ, nullable=False, index=True),
+)
+
+# Integration Objects notified and not yet handed to a run: one row per object however many
+# notifications arrived (coalesced). The push sensor requests one run per integration and
+# deletes the rows it covered.
+push_due = Table(
+    "push_due",
+    metadata,
+    Column("integration_object_id", ForeignKey("integration_objects.id"), primary_key=True),
+    Column("integration_id", String(200), nullable=False, index=True),
+    Column("first_notified_at", TZ, nullable=False),
+    Column("last_notified_at", TZ, nullable=False),
+    Column("notifications", Integer, nullable=False),
+)
+
+# What the receivers answered, counted per provider, integration ("" when none was resolved)
+# and outcome: accepted | duplicate | bad_signature | stale | unknown | oversized | malformed.
+webhook_counts = Table(
+    "webhook_counts",
+    metadata,
+    Column("provider", String(50), primary_key=True),
+    Column("integration_id", String(200), primary_key=True),
+    Column("outcome", String(30), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("last_at", TZ, nullable=False),
+)
