@@ -93,6 +93,22 @@ class Existing:
     by_id: dict[str, int] = field(default_factory=dict)
     by_key: dict[str, list[int]] = field(default_factory=dict)
     by_block: dict[str, list[int]] = field(default_factory=dict)
+    # Steward decisions that concern the batch (must-link / cannot-link). Every tier obeys
+    # them, whatever the order records arrive in.
+    #: record → existing entities it must join (a decision ties it to a record they hold)
+    pinned: dict[int, set[int]] = field(default_factory=dict)
+    #: record → existing entities it must never join
+    apart: dict[int, set[int]] = field(default_factory=dict)
+    #: pairs of records of the batch that must share an entity / must not
+    together: list[tuple[int, int]] = field(default_factory=list)
+    kept_apart: list[tuple[int, int]] = field(default_factory=list)
+
+    def constrained(self) -> set[int]:
+        """The records of the batch a steward decision concerns."""
+        if not (self.pinned or self.apart or self.together or self.kept_apart):
+            return set()
+        return {*self.pinned, *self.apart, *(r for pair in self.together for r in pair),
+                *(r for pair in self.kept_apart for r in pair)}
 
 
 @dataclass(frozen=True)
@@ -424,6 +440,19 @@ class _Clusters:
         self.entities: dict[tuple[str, int], set[int]] = {}
         self.anchors: dict[tuple[str, int], set[str]] = {}
         self.entity_anchor = entity_anchor
+        #: root → nodes its cluster must never join (steward cannot-links)
+        self.apart: dict[tuple[str, int], set[tuple[str, int]]] = {}
+
+    def keep_apart(self, a: tuple[str, int], b: tuple[str, int]) -> None:
+        """A cannot-link: no later union (of any tier) puts ``a`` and ``b`` in one cluster."""
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:  # a must-link already holds them: the later decision revoked this one
+            self.apart.setdefault(ra, set()).add(b)
+            self.apart.setdefault(rb, set()).add(a)
+
+    def _forbidden(self, ra: tuple[str, int], rb: tuple[str, int]) -> bool:
+        return any(self.find(n) == rb for n in self.apart.get(ra, ())) or \
+            any(self.find(n) == ra for n in self.apart.get(rb, ()))
 
     def add(self, node: tuple[str, int], anchor: str | None = None) -> None:
         # A record's sets are created when it first has something to hold: most records of
@@ -460,6 +489,8 @@ class _Clusters:
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return True
+        if self.apart and self._forbidden(ra, rb):
+            return False
         ents_a, ents_b = self.entities.get(ra), self.entities.get(rb)
         anch_a, anch_b = self.anchors.get(ra), self.anchors.get(rb)
         if not bridge and ((ents_a and ents_b) or (anch_a and anch_b and not (anch_a & anch_b))):
@@ -472,6 +503,8 @@ class _Clusters:
             self.entities[ra] = (ents_a or set()) | self.entities.pop(rb)
         if anch_b:
             self.anchors[ra] = (anch_a or set()) | self.anchors.pop(rb)
+        if rb in self.apart:
+            self.apart.setdefault(ra, set()).update(self.apart.pop(rb))
         return True
 
 
@@ -528,6 +561,7 @@ def resolve(kind: Kind, records: Iterable[Record], existing: Existing | None = N
     for r in recs:
         strong = r.key if r.key and (kind == "accounts" or r.domain) else None
         uf.add(("r", r.rid), f"k:{strong}" if strong else None)
+    _steward(existing, {r.rid for r in recs}, uf, note)
 
     # Tier 1: stickiness, ids shared with existing entities or with other records.
     holders: dict[str, list[int]] = defaultdict(list)
@@ -619,6 +653,9 @@ def _direct_links(kind: Kind, recs: list[Record], existing: Existing,
     """
     if not existing.by_key:
         return recs
+    constrained = existing.constrained()  # steward decisions: decided with the clusters
+    if constrained:
+        held, recs = recs, [r for r in recs if r.rid not in constrained]
     key_count: dict[str, int] = defaultdict(int)
     id_count: dict[str, int] = defaultdict(int)
     for r in recs:
@@ -654,7 +691,31 @@ def _direct_links(kind: Kind, recs: list[Record], existing: Existing,
             plan.updates[entity] = update
         if kind == "contacts" and r.account is not None:
             plan.contact_accounts[entity] = r.account
+    if constrained:
+        rest = [r for r in held if r.rid in constrained] + rest
+        rest.sort(key=Record.sort_key)
     return rest
+
+
+def _steward(existing: Existing, batch: set[int], uf: _Clusters,
+             note: Callable[..., None]) -> None:
+    """Steward decisions first: must-links join before any tier runs, cannot-links refuse
+    every later union (a must-link and a cannot-link on one pair: the must-link holds)."""
+    for rid, entities in sorted(existing.pinned.items()):
+        for e in sorted(entities):
+            if rid in batch and e in existing.profiles and uf.union(("r", rid), ("e", e)):
+                note(rid, "steward", 4, evidence={"decision": "must_link", "entity": e})
+    for a, b in sorted(existing.together):
+        if a in batch and b in batch and uf.union(("r", a), ("r", b)):
+            note(a, "steward", 4, evidence={"decision": "must_link", "record": b})
+            note(b, "steward", 4, evidence={"decision": "must_link", "record": a})
+    for rid, entities in sorted(existing.apart.items()):
+        for e in sorted(entities):
+            if rid in batch:
+                uf.keep_apart(("r", rid), ("e", e))
+    for a, b in sorted(existing.kept_apart):
+        if a in batch and b in batch:
+            uf.keep_apart(("r", a), ("r", b))
 
 
 def _tier2(kind: Kind, key: str, group: Sequence[Record], profiles: Sequence[Profile],
