@@ -102,6 +102,8 @@ class Existing:
     #: pairs of records of the batch that must share an entity / must not
     together: list[tuple[int, int]] = field(default_factory=list)
     kept_apart: list[tuple[int, int]] = field(default_factory=list)
+    #: existing entities that must never merge (a batch record must not bridge them)
+    entities_apart: list[tuple[int, int]] = field(default_factory=list)
 
     def constrained(self) -> set[int]:
         """The records of the batch a steward decision concerns."""
@@ -716,6 +718,8 @@ def _steward(existing: Existing, batch: set[int], uf: _Clusters,
     for a, b in sorted(existing.kept_apart):
         if a in batch and b in batch:
             uf.keep_apart(("r", a), ("r", b))
+    for a, b in sorted(existing.entities_apart):
+        uf.keep_apart(("e", a), ("e", b))
 
 
 def _tier2(kind: Kind, key: str, group: Sequence[Record], profiles: Sequence[Profile],

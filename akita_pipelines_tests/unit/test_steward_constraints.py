@@ -68,3 +68,17 @@ def test_a_cannot_link_stops_a_third_record_bridging_the_pair() -> None:
     for order in ([a, b, bridge], [bridge, b, a], [b, bridge, a]):
         entity = _entity_of(resolve("accounts", order, Existing(kept_apart=[(1, 2)])))
         assert entity[1] != entity[2]
+
+
+def test_a_new_record_does_not_bridge_two_entities_kept_apart() -> None:
+    profiles = {10: account_profile(10, name="Acme Inc.", domain="acme.com", phone=None),
+                11: account_profile(11, name="Acme", domain="acme.com", phone=None)}
+    bridge = _acme(1)
+    merged = resolve("accounts", [bridge],
+                     Existing(profiles=dict(profiles), by_key={"acme.com": [10, 11]}))
+    assert merged.merges
+    plan = resolve("accounts", [bridge], Existing(profiles=dict(profiles),
+                                                  by_key={"acme.com": [10, 11]},
+                                                  entities_apart=[(10, 11)]))
+    assert not plan.merges
+    assert _entity_of(plan)[1] in (10, 11)
