@@ -24,7 +24,7 @@ from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.core.gcpause import gc_paused, without_gc
 from akita_pipelines.core.types import TypedRecord
-from akita_pipelines.db import entities, registry, state
+from akita_pipelines.db import decisions, entities, registry, state
 from akita_pipelines.db.schema import contacts, customers
 from akita_pipelines.db.stats import MIN_CHANGED, analyze_stale, checkpoint_wal
 from akita_pipelines.processing.features import (
@@ -161,8 +161,24 @@ def process_batch(conn: Connection, *, customer_id: str, integration_id: str,
                 source=provider, updated_at=r.updated_at) for r in live]
         existing = entities.gather_existing(conn, customer_id, kind, recs, rank,
                                             partial(block_keys, kind))
+        decisions.constrain(conn, customer_id, kind, existing, [r.rid for r in recs], rank)
         plan = resolve(kind, recs, existing, source_rank=rank)
+        if plan.reviews and (existing.constrained() or existing.entities_apart):
+            linked = {r.rid: r.linked for r in recs}
+            plan.reviews = [v for v in plan.reviews if not decisions.decided(
+                existing, v.interaction_id, v.candidate, linked.get(v.interaction_id))]
         entities.apply_plan(conn, customer_id, kind, plan, existing, now)
+        for merge in plan.merges:  # every automatic merge goes in the entities' history
+            bridges = list(merge.evidence.get("bridged_by") or [])
+            for absorbed in merge.absorbed:
+                decisions.add_history(
+                    conn, customer_id=customer_id, kind=kind, action="auto_merge",
+                    actor="matcher", now=now, entity_id=merge.survivor,
+                    other_entity_id=absorbed, interaction_id=bridges[0] if bridges else None,
+                    other_interaction_id=bridges[1] if len(bridges) > 1 else None,
+                    reason=f"{kind} {absorbed} merged into {merge.survivor}: records "
+                           f"{', '.join(map(str, bridges)) or '?'} matched both",
+                    details=dict(merge.evidence))
         result.created += len(plan.new_entities)
         result.linked += len(plan.links)
         result.merged += sum(len(m.absorbed) for m in plan.merges)

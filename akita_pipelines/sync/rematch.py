@@ -2,16 +2,20 @@
 
 Used when matching rules change: entities and links are rebuilt from scratch, in one
 transaction per customer, in the same dependency order as a sync (accounts, contacts, the rest).
+Steward decisions (``match_decisions``) are kept and obeyed; a dry run rolls the transaction
+back and reports what would move.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, Table, delete, func, select, update
 
 from akita_pipelines.core.clock import utcnow
+from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.core.types import STANDARD_TYPES, TypedRecord
 from akita_pipelines.db.schema import (
     account_links,
@@ -28,6 +32,21 @@ from akita_pipelines.sync.process import ProcessResult, process_batch
 
 
 @dataclass(frozen=True)
+class Move:
+    """One record whose entity now groups it with different records than before."""
+
+    kind: str  # accounts | contacts (the link table: a deal linked to an account is "accounts")
+    interaction_id: int
+    before: tuple[int, ...]  # the records its entity held before (itself included)
+    after: tuple[int, ...]
+    rule: str | None  # the rule of its link now (None: no longer linked)
+
+    def as_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "interaction_id": self.interaction_id,
+                "before": list(self.before), "after": list(self.after), "rule": self.rule}
+
+
+@dataclass(frozen=True)
 class RematchReport:
     customers: int
     accounts_before: int
@@ -39,17 +58,21 @@ class RematchReport:
     moved: int = 0
     #: open review rows after the re-match (candidates recorded, not merged)
     reviews: int = 0
+    dry_run: bool = False
+    #: every moved record, with the records it was and is grouped with
+    moves: tuple[Move, ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        return {"customers": self.customers, "dry_run": self.dry_run,
+                "accounts_before": self.accounts_before, "accounts_after": self.accounts_after,
+                "contacts_before": self.contacts_before, "contacts_after": self.contacts_after,
+                "links": self.links, "moved": self.moved, "open_reviews": self.reviews,
+                "moves": [m.as_json() for m in self.moves]}
 
 
-def _count(conn: Connection, table: object, customer_id: str | None = None) -> int:
-    query = select(func.count()).select_from(table)  # type: ignore[arg-type]
-    if customer_id is not None:
-        query = query.where(table.c.customer_id == customer_id)  # type: ignore[attr-defined]
-    return int(conn.execute(query).scalar_one())
-
-
-def _typed(row: object) -> TypedRecord:
-    r = row._mapping  # type: ignore[attr-defined]
+def typed_record(row: object) -> TypedRecord:
+    """A stored interaction row as the typed record the processor takes."""
+    r = row if isinstance(row, Mapping) else row._mapping  # type: ignore[attr-defined]
     return TypedRecord(
         interaction_type=r["interaction_type"], external_id=r["external_id"],
         updated_at=r["source_updated_at"], name=r["name"], email=r["email"],
@@ -90,46 +113,97 @@ def rematch_customer(conn: Connection, customer_id: str, batch_size: int = 5000)
                     break
                 after = rows[-1].id
                 process_batch(conn, customer_id=customer_id, integration_id=integration_id,
-                              records=[_typed(r) for r in rows], now=now, result=result)
+                              records=[typed_record(r) for r in rows], now=now, result=result)
     return result.linked
 
 
-def _groups(conn: Connection, customer_id: str) -> dict[tuple[str, int], frozenset[int]]:
+_Groups = tuple[dict[tuple[str, int], frozenset[int]], dict[tuple[str, int], str]]
+
+
+def _groups(conn: Connection, customer_id: str) -> _Groups:
     """Each linked interaction → the interactions sharing its entity (ids change on a re-match;
-    the grouping is what a user sees move)."""
+    the grouping is what a user sees move), and its link's rule."""
     out: dict[tuple[str, int], frozenset[int]] = {}
-    for name, table, column in (("a", account_links, "account_id"),
-                                ("c", contact_links, "contact_id")):
+    rules: dict[tuple[str, int], str] = {}
+    for name, table, column in (("accounts", account_links, "account_id"),
+                                ("contacts", contact_links, "contact_id")):
         members: dict[int, set[int]] = defaultdict(set)
-        for interaction_id, entity_id in conn.execute(
-                select(table.c.interaction_id, table.c[column])
+        for interaction_id, entity_id, rule in conn.execute(
+                select(table.c.interaction_id, table.c[column], table.c.rule)
                 .where(table.c.customer_id == customer_id)):
             members[entity_id].add(interaction_id)
+            rules[(name, interaction_id)] = rule
         for group in members.values():
             frozen = frozenset(group)
             out.update({(name, i): frozen for i in group})
-    return out
+    return out, rules
+
+
+def _moves(old: _Groups, new: _Groups) -> list[Move]:
+    before, after = old[0], new[0]
+    return [Move(key[0], key[1], tuple(sorted(before.get(key, ()))),
+                 tuple(sorted(after.get(key, ()))), new[1].get(key))
+            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+
+
+def rematch(engine: Engine, *, customer_id: str | None = None,
+            dry_run: bool = False) -> RematchReport:
+    """Re-match one customer (or every customer) from the stored interactions.
+
+    Args:
+        engine: The Akita database.
+        customer_id: Only this customer (default: all).
+        dry_run: Compute and report, then roll back: nothing is written.
+
+    Returns:
+        Live accounts / contacts before and after, links written, every record that moved
+        and the open reviews, over the customers re-matched.
+
+    Raises:
+        ConfigError: ``customer_id`` is not a customer.
+    """
+    with engine.connect() as conn:
+        ids = [c for (c,) in conn.execute(select(customers.c.id).order_by(customers.c.id))]
+    if customer_id is not None:
+        if customer_id not in ids:
+            raise ConfigError(f"no customer {customer_id!r} (known: {', '.join(ids) or 'none'})")
+        ids = [customer_id]
+    totals = [0] * 6  # accounts before / after, contacts before / after, links, reviews
+    moves: list[Move] = []
+    for cid in ids:
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                old = _groups(conn, cid)
+                counts_before = (_live(conn, accounts, cid), _live(conn, contacts, cid))
+                links = rematch_customer(conn, cid)
+                moves += _moves(old, _groups(conn, cid))
+                counts = (counts_before[0], _live(conn, accounts, cid), counts_before[1],
+                          _live(conn, contacts, cid), links, _open_reviews(conn, cid))
+                totals = [t + c for t, c in zip(totals, counts, strict=True)]
+            except BaseException:
+                transaction.rollback()
+                raise
+            if dry_run:
+                transaction.rollback()
+            else:
+                transaction.commit()
+    return RematchReport(len(ids), totals[0], totals[1], totals[2], totals[3], totals[4],
+                         len(moves), totals[5], dry_run, tuple(moves))
 
 
 def rematch_all(engine: Engine) -> RematchReport:
     """Re-match every customer; report counts before and after and how many records moved."""
-    with engine.connect() as conn:
-        ids = [c for (c,) in conn.execute(select(customers.c.id).order_by(customers.c.id))]
-        before = (_live(conn, accounts), _live(conn, contacts))
-    links = moved = 0
-    for customer_id in ids:
-        with engine.begin() as conn:
-            old = _groups(conn, customer_id)
-            links += rematch_customer(conn, customer_id)
-            new = _groups(conn, customer_id)
-            moved += sum(1 for key, group in new.items() if old.get(key) != group)
-    with engine.connect() as conn:
-        after = (_live(conn, accounts), _live(conn, contacts))
-        reviews = _count(conn, match_reviews)
-    return RematchReport(len(ids), before[0], after[0], before[1], after[1], links, moved,
-                         reviews)
+    return rematch(engine)
 
 
-def _live(conn: Connection, table: Table) -> int:
+def _live(conn: Connection, table: Table, customer_id: str) -> int:
     return int(conn.execute(select(func.count()).select_from(table)
-                            .where(table.c.merged_into.is_(None))).scalar_one())
+                            .where(table.c.customer_id == customer_id,
+                                   table.c.merged_into.is_(None))).scalar_one())
+
+
+def _open_reviews(conn: Connection, customer_id: str) -> int:
+    return int(conn.execute(select(func.count()).select_from(match_reviews).where(
+        match_reviews.c.customer_id == customer_id, match_reviews.c.status == "open")
+    ).scalar_one())
