@@ -52,6 +52,7 @@ from akita_pipelines.processing.resolve import (
     Kind,
     Plan,
     Profile,
+    names_conflict,
 )
 
 INTERACTION_UPDATE = ["name", "email", "website", "domain", "phone", "first_name", "last_name",
@@ -243,17 +244,30 @@ def gather_existing(conn: Connection, customer_id: str, kind: Kind,
             existing.by_key[key[2:]] = ids
         else:
             existing.by_id[key] = ids[0]
+    wanted = {e for ids in hits.values() for e in ids}
+    wanted |= {r.linked for r in records if r.linked is not None}
+    existing.profiles = load_profiles(conn, kind, wanted, rank)
+    # A record whose key names only entities its name conflicts with (two people sharing a
+    # mailbox, a subsidiary on its parent's domain) is as alone as one without a key: the
+    # fuzzy tier must still see its other candidates (the same person's free-mail entity).
     lonely = [r for r in records if r.linked is None
-              and not any(k in hits for k in r.ids) and not (r.key and "k:" + r.key in hits)]
+              and not any(k in hits for k in r.ids)
+              and not (r.key and "k:" + r.key in hits
+                       and not _all_conflict(kind, r, hits["k:" + r.key], existing))]
     blocks = lookup_keys(conn, customer_id, kind, {k for r in lonely for k in block_keys(r)})
     # Blocks above MAX_BLOCK are never compared (tier 3 skips them): loading their entities
     # would cost memory and time that grow with the customer's history.
     existing.by_block = blocks = {k: ids for k, ids in blocks.items() if len(ids) <= MAX_BLOCK}
-    wanted = {e for ids in hits.values() for e in ids} | {e for ids in blocks.values()
-                                                          for e in ids}
-    wanted |= {r.linked for r in records if r.linked is not None}
-    existing.profiles = load_profiles(conn, kind, wanted, rank)
+    more = {e for ids in blocks.values() for e in ids} - existing.profiles.keys()
+    if more:
+        existing.profiles.update(load_profiles(conn, kind, more, rank))
     return existing
+
+
+def _all_conflict(kind: Kind, record: Any, entity_ids: Sequence[int],
+                  existing: Existing) -> bool:
+    profiles = [existing.profiles[e] for e in entity_ids if e in existing.profiles]
+    return bool(profiles) and all(names_conflict(kind, record, p) for p in profiles)
 
 
 def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, existing: Existing,

@@ -93,7 +93,8 @@ def _scan(fields: Mapping[str, Any], words: frozenset[str], *, external: bool
 def _name_parts(first: str | None, last: str | None, name: str | None
                 ) -> tuple[str | None, str | None]:
     if not first and not last and name:
-        parts = name.split()
+        # Titles and suffixes go before the split: "Dr. Anne King Jr." is Anne King.
+        parts = (nz.normalize_person_name(name) or name).split()
         if len(parts) >= 2:
             return parts[0], parts[-1]
         return None, parts[0] if parts else None
@@ -108,7 +109,8 @@ def account_record(rid: int, *, name: str | None, website: str | None, phone: st
     e164 = nz.normalize_phone(phone)
     return Record(
         rid=rid, ids=ids, key=domain, name=company_key(name), domain=domain,
-        phone=e164, address=_address(address), linked=linked, source=source,
+        qualifier=nz.company_qualifier(name), phone=e164, address=_address(address),
+        linked=linked, source=source,
         updated_at=updated_at,
         values={"name": name.strip() if name else None, "domain": domain, "phone": e164})
 
@@ -141,7 +143,8 @@ def account_profile(entity_id: int, *, name: str | None, domain: str | None,
                     phone: str | None, source_rank: int = 1_000,
                     updated_at: datetime | None = None) -> Profile:
     return Profile(entity_id=entity_id, key=domain, name=company_key(name),
-                   domain=domain, phone=phone, source_rank=source_rank, updated_at=updated_at,
+                   qualifier=nz.company_qualifier(name), domain=domain, phone=phone,
+                   source_rank=source_rank, updated_at=updated_at,
                    values={"name": name, "domain": domain, "phone": phone})
 
 
@@ -208,11 +211,24 @@ def _variants(first: str | None) -> frozenset[str]:
     return frozenset(nz.first_name_variants(first)) | {first} if first else frozenset()
 
 
+#: Street words folded to one form ("Blvd." / "Boulevard"), as the postal services abbreviate.
+_STREET_FORMS = {
+    "street": "st", "str": "st", "avenue": "ave", "av": "ave", "boulevard": "blvd",
+    "road": "rd", "drive": "dr", "lane": "ln", "place": "pl", "square": "sq", "court": "ct",
+    "highway": "hwy", "parkway": "pkwy", "terrace": "ter", "circle": "cir", "suite": "ste",
+    "floor": "fl", "building": "bldg", "north": "n", "south": "s", "east": "e", "west": "w",
+    "apartment": "apt", "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th",
+    "fifth": "5th", "sixth": "6th", "seventh": "7th", "eighth": "8th", "ninth": "9th",
+    "tenth": "10th",
+}
+
+
+@lru_cache(maxsize=65536)
 def _address(value: str | None) -> str | None:
     if not value:
         return None
     text = re.sub(r"[^\w\s]", " ", value.lower())
-    return " ".join(text.split()) or None
+    return " ".join(_STREET_FORMS.get(t, t) for t in text.split()) or None
 
 
 def _digits(value: str | None) -> str | None:

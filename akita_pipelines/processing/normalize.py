@@ -198,6 +198,8 @@ _EXTRA_LEGAL_FORMS = (
     "private limited", "ooo", "zao", "oao", "pao", "ao", "tov", "pt", "tbk", "sab de cv",
     "sapi de cv", "s de rl de cv",
 )
+_ARTICLES = frozenset({"le", "la", "les", "l", "el", "los", "las", "il", "lo", "die", "der",
+                       "das", "de", "het", "an", "a"})
 _PREFIX_FORMS = frozenset({"ooo", "zao", "oao", "pao", "ao", "tov", "pt", "the"})
 _CANONICAL_FORM = {
     "incorporated": "inc", "corporation": "corp", "limited": "ltd", "company": "co",
@@ -206,6 +208,23 @@ _CANONICAL_FORM = {
     "gesellschaft mit beschrankter haftung": "gmbh", "public limited company": "plc",
 }
 _NOISE = re.compile(r"[^\w\s]")
+#: A bracketed qualifier: "Nordlicht (Hamburg)", "Acme [EMEA]".
+_QUALIFIER = re.compile(r"\s*[(\[{]([^)\]}]*)[)\]}]?")
+#: Short forms folded to their long form before comparing ("St" / "Saint", "Intl" /
+#: "International", numbers as words): mostly the long form, so a typo elsewhere in the name
+#: still weighs little against its length; the short one where it is what names use ("Labs").
+#: Never a legal form: those are stripped, not compared.
+_WORD_FORMS = {
+    "st": "saint", "ste": "sainte", "mt": "mount", "ft": "fort", "bros": "brothers",
+    "intl": "international", "int'l": "international", "ctr": "center", "centre": "center",
+    "assoc": "associates", "assn": "association", "mfg": "manufacturing", "dept": "department",
+    "univ": "university", "laboratories": "labs", "laboratory": "lab", "mgmt": "management",
+    "natl": "national", "svcs": "services", "svc": "service", "inds": "industries",
+    "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six", "7": "seven",
+    "8": "eight", "9": "nine", "10": "ten", "11": "eleven", "12": "twelve", "20": "twenty",
+    "100": "hundred", "1st": "first", "2nd": "second", "3rd": "third", "4th": "fourth",
+    "5th": "fifth",
+}
 
 
 def _fold(text: str) -> str:
@@ -231,17 +250,39 @@ def _legal_forms() -> tuple[tuple[str, ...], ...]:
 
 
 def _company_tokens(name: str) -> list[str]:
-    text = _fold(name).replace("&", " and ")
+    text = _fold(name).replace("&", " and ").replace("+", " and ")
     # "S.A." / "Co.," / "L.L.C." → "sa" / "co" / "llc": dots and commas inside a token go.
     text = re.sub(r"(?<=\w)[.'’](?=\w)", "", text)
     text = _NOISE.sub(" ", text)
     return text.split()
 
 
+def split_qualifier(name: str) -> tuple[str, str | None]:
+    """A name without its bracketed qualifiers, and the qualifiers folded (None if none):
+    ``"Nordlicht (Hamburg)"`` → ``("Nordlicht", "hamburg")``. A name that is nothing but a
+    bracket keeps its text."""
+    if "(" not in name and "[" not in name and "{" not in name:
+        return name, None
+    found = [q for q in _QUALIFIER.findall(name) if q.strip()]
+    bare = _QUALIFIER.sub(" ", name).strip()
+    if not bare:
+        return name, None
+    qualifier = " ".join(" ".join(_company_tokens(q)) for q in found).strip()
+    return bare, qualifier or None
+
+
 @lru_cache(maxsize=8192)
 def _split_company(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(core tokens, legal-form tokens) of a company name."""
+    name, _ = split_qualifier(name)
     tokens = _company_tokens(name)
+    # "Grill Room, The" / "grill room the" / "Chardonnay, Le": an article moved to the end,
+    # as listings sort. "The" goes (it goes from the front too); others move back to the front.
+    if len(tokens) > 1 and tokens[-1] == "the":
+        tokens.pop()
+    elif len(tokens) > 1 and tokens[-1] in _ARTICLES and name.rstrip()[:-len(tokens[-1])] \
+            .rstrip().endswith(","):
+        tokens.insert(0, tokens.pop())
     forms = _legal_forms()
     stripped: list[str] = []
     changed = True
@@ -263,6 +304,10 @@ def _split_company(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             changed = True
     while len(tokens) > 1 and tokens[-1] == "and":
         tokens.pop()
+    if len(tokens) > 1:
+        # "&" / "and" say nothing ("Smith & Sons" is "Smith and Sons" is "Smith Sons"); short
+        # and long forms of one word are folded to one.
+        tokens = [_WORD_FORMS.get(t, t) for t in tokens if t != "and"] or tokens
     return tuple(tokens), tuple(stripped)
 
 
@@ -276,6 +321,12 @@ def normalize_company_name(name: str | None) -> str:
         return ""
     core, _ = _split_company(name)
     return " ".join(core)
+
+
+def company_qualifier(name: str | None) -> str | None:
+    """The bracketed qualifier of a company name, folded (``"Nordlicht (Hamburg)"`` →
+    ``"hamburg"``), or None."""
+    return split_qualifier(name)[1] if name else None
 
 
 def legal_form(name: str | None) -> str | None:

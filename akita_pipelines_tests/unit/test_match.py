@@ -61,6 +61,34 @@ ACCOUNT_CASES = [
     ("same name, different registered domains",
      {"name": "Nimbus", "website": "nimbus.io"}, {"name": "Nimbus", "website": "nimbus-rx.com"},
      False),
+    # Real listings (two guides of one city's restaurants): name variants with the same
+    # address and phone are one business; different names in one building are not.
+    ("a bracketed city qualifier, same phone",
+     {"name": "Nordlicht", "phone": "+49 40 1234567"},
+     {"name": "Nordlicht (Hamburg)", "phone": "+49 40 1234567"}, True),
+    ("a trailing article, same address",
+     {"name": "Grill Room, The", "address": "123 Main Street"},
+     {"name": "The Grill Room", "address": "123 Main St."}, True),
+    ("a short form, same address and phone",
+     {"name": "Sam's Deli", "address": "12224 Ventura Blvd.", "phone": "213/857-1234"},
+     {"name": "Sam's Delicatessen", "address": "12224 Ventura Boulevard",
+      "phone": "(213) 857-1234"}, True),
+    ("words added to the name, same address and phone",
+     {"name": "Fenix", "address": "8358 Sunset Blvd. West Hollywood", "phone": "213-848-6677"},
+     {"name": "Fenix at the Argyle", "address": "8358 Sunset Blvd. West Hollywood",
+      "phone": "213/848-6677"}, True),
+    ("'&' / 'and', 'St' / 'Saint', numbers as words",
+     {"name": "St. Elmo's Seven Seas & Co", "phone": "+1 415 555 0199"},
+     {"name": "Saint Elmo's 7 Seas and Co", "phone": "+1 415 555 0199"}, True),
+    ("two businesses in one building share address and switchboard",
+     {"name": "Hotel Bel-Air", "address": "701 Stone Canyon Rd.", "phone": "310-472-1211"},
+     {"name": "Stone Canyon Spa", "address": "701 Stone Canyon Road", "phone": "310/472-1211"},
+     False),
+    ("two outlets of one name, told apart by their qualifiers",
+     {"name": "Nordlicht (Hamburg)", "website": "nordlicht.de"},
+     {"name": "Nordlicht (Berlin)", "website": "nordlicht.de"}, False),
+    ("a short form alone is not enough",
+     {"name": "Sam's Deli"}, {"name": "Sam's Delicatessen", "phone": "+1 415 555 0111"}, False),
 ]
 
 CONTACT_CASES = [
@@ -84,6 +112,14 @@ CONTACT_CASES = [
     ("customer external id",
      {"external_id": "42", "first_name": "Ann", "last_name": "Lee"},
      {"external_id": "42", "first_name": "Anne", "last_name": "Li"}, True),
+    ("titles and suffixes in a full name",
+     {"name": "Dr. Anne King Jr.", "phone": "+1 212 555 0142", "email": "anne@acme.com"},
+     {"first_name": "Anne", "last_name": "King", "phone": "+1 212 555 0142"}, True),
+    ("a free-mail and a work address of the same person at the same account",
+     {"email": "patricia.king67@outlook.com", "first_name": "Patricia", "last_name": "King",
+      "company": "Lumon Software"},
+     {"email": "patricia@lumonsoftware.net", "first_name": "Patricia", "last_name": "King",
+      "company": "Lumon Software"}, True),
 ]
 
 
