@@ -50,6 +50,7 @@ class Record:
     last: str | None = None
     first_variants: frozenset[str] = frozenset()
     domain: str | None = None  # accounts: registered domain; contacts: work-email domain
+    qualifier: str | None = None  # accounts: the name's bracketed qualifier ("hamburg")
     phone: str | None = None  # E.164
     address: str | None = None
     birth_date: str | None = None
@@ -76,6 +77,7 @@ class Profile:
     last: str | None = None
     first_variants: frozenset[str] = frozenset()
     domain: str | None = None
+    qualifier: str | None = None
     phone: str | None = None
     address: str | None = None
     birth_date: str | None = None
@@ -192,22 +194,72 @@ def _jw() -> Callable[..., float]:
 
 
 def name_similarity(a: str | None, b: str | None) -> float | None:
-    """Similarity of two normalised company names in [0, 1] (None when one is missing):
-    the better of the plain and token-sorted ratios, so word order and typos cost little."""
+    """Similarity of two normalised company names in [0, 1] (None when one is missing).
+
+    The better of the plain and token-sorted ratios, so word order and typos cost little; and
+    a floor for names that are *variants* of each other, word by word (:func:`_variant`):
+    0.93 when every word pairs up ("sams deli" / "sams delicatessen"), 0.89 when one name is
+    the other with words added ("fenix" / "fenix at the argyle") or its initials.
+    """
     if not a or not b:
         return None
     if a == b:
         return 1.0
     from rapidfuzz.fuzz import ratio, token_sort_ratio
 
-    return max(ratio(a, b), token_sort_ratio(a, b)) / 100.0
+    base = max(ratio(a, b), token_sort_ratio(a, b)) / 100.0
+    if base >= 0.93:
+        return base
+    return max(base, _variant(a, b))
+
+
+@lru_cache(maxsize=65536)
+def _variant(a: str, b: str) -> float:
+    """0.93 / 0.89 / 0.0: see :func:`name_similarity`."""
+    ta, tb = a.split(), b.split()
+    short, long = (ta, tb) if len(ta) <= len(tb) else (tb, ta)
+    if len(short) == 1 and len(long) >= 2 and len(short[0]) == len(long) >= 3 and \
+            short[0] == "".join(t[0] for t in long):
+        return 0.89  # initials: "ibm" / "international business machines"
+    free = list(long)
+    loose = 0
+    for token in short:
+        if token in free:
+            free.remove(token)
+            continue
+        # One word may be a short form (a prefix of 3+ letters) or carry a typo; two such
+        # words are two differences ("sams deli" is not "samsung delicatessen").
+        match = next((t for t in free if _loose_token(token, t)), None)
+        if match is None or loose:
+            return 0.0
+        loose += 1
+        free.remove(match)
+    if not free:
+        return 0.93
+    # Words added ("fenix" / "fenix at the argyle"): the shorter name must be more than
+    # one short word, or every name would contain "bar".
+    return 0.89 if len(short) >= 2 or len(short[0]) >= 4 else 0.0
+
+
+def _loose_token(x: str, y: str) -> bool:
+    shorter, longer = (x, y) if len(x) <= len(y) else (y, x)
+    if len(shorter) >= 3 and longer.startswith(shorter) and not shorter.isdigit():
+        return True
+    return len(shorter) >= 5 and _jw()(x, y) >= 0.92
+
+
+def _qualifiers_differ(a: Record | Profile, b: Record | Profile) -> bool:
+    """Both names carry a bracketed qualifier and the two share no word: "Nordlicht
+    (Hamburg)" and "Nordlicht (Berlin)" are two outlets; "Nordlicht" is either."""
+    return bool(a.qualifier and b.qualifier
+                and not set(a.qualifier.split()) & set(b.qualifier.split()))
 
 
 def names_conflict(kind: Kind, a: Record | Profile, b: Record | Profile) -> bool:
     """Whether two records sharing a tier-2 key clearly name different things."""
     if kind == "accounts":
         sim = name_similarity(a.name, b.name)
-        return sim is not None and sim < 0.8
+        return sim is not None and (sim < 0.8 or _qualifiers_differ(a, b))
     if a.last and b.last and a.last != b.last and _jw()(a.last, b.last) < 0.85:
         return True
     return bool(a.first and b.first and not _first_compatible(a, b))
@@ -246,6 +298,9 @@ def score_pair(kind: Kind, a: Record | Profile, b: Record | Profile) -> Score:
             ev["name"] = round(sim, 3)
             total += 6.0 if sim == 1.0 else 4.0 if sim >= 0.92 else 2.0 if sim >= 0.88 \
                 else -1.0 if sim >= 0.7 else -6.0
+        if _qualifiers_differ(a, b):
+            ev["qualifier"] = False
+            total -= 3.0
         if a.domain and b.domain:
             same = a.domain == b.domain
             ev["domain"] = same
