@@ -6,15 +6,18 @@ and what was matched: ``retrieve_<provider>_<type>`` stages the changed records,
 """
 
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from dagster import (
     AssetIn,
     AssetKey,
+    AssetMaterialization,
     AssetsDefinition,
     Config,
+    Failure,
     In,
     MetadataValue,
     Nothing,
@@ -25,16 +28,22 @@ from dagster import (
     op,
 )
 from pydantic import Field
+from sqlalchemy import Engine
 
 from akita_pipelines.core.clock import utcnow
+from akita_pipelines.core.errors import AkitaError, ConfigError
 from akita_pipelines.core.types import STANDARD_TYPES, type_order
+from akita_pipelines.db import registry
+from akita_pipelines.db.health import open_reviews
+from akita_pipelines.defs.matched import MATCHED_KEYS, evaluate_matched_checks
 from akita_pipelines.defs.partitions import integrations_partitions
 from akita_pipelines.defs.resources import AkitaDatabase
+from akita_pipelines.defs.run_coordinator import FULL_TAG, SINCE_TAG, trigger_of
 from akita_pipelines.providers.base import ProviderSpec
-from akita_pipelines.sync.process import process_staged
-from akita_pipelines.sync.retrieve import retrieve_changes
+from akita_pipelines.sync.failures import failure_report
+from akita_pipelines.sync.process import ProcessResult, process_staged
+from akita_pipelines.sync.retrieve import parse_day, retrieve_changes
 
-TRIGGER_TAG = "akita/trigger"
 #: Who answers for the Integration Object assets (shown and filterable in the UI).
 OWNER = "team:data-engineering"
 
@@ -44,13 +53,6 @@ class RetrieveConfig(Config):
                                                   "instead of the changes since the cursor.")
     since: str | None = Field(default=None, description="History start (YYYY-MM-DD) for a "
                                                         "full re-read or backfill.")
-
-
-def trigger_of(tags: Mapping[str, str]) -> str:
-    """sensor | backfill | manual, from the run's tags."""
-    if "dagster/backfill" in tags:
-        return "backfill"
-    return tags.get(TRIGGER_TAG, "manual")
 
 
 def asset_key(provider: str, interaction_type: str) -> AssetKey:
@@ -74,6 +76,87 @@ def _epoch(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
 
+def history_request(config: RetrieveConfig, tags: Mapping[str, str]) -> tuple[bool, str | None]:
+    """(full re-read?, history start) of a run, from its config or its tags.
+
+    A backfill, however launched (the UI's dialog passes no run config), re-reads each
+    partition's history from its history start: ``akita/since`` (a flat tag the UI's launch
+    dialogs can set) or the integration's ``history_start`` setting.
+    """
+    since = config.since or tags.get(SINCE_TAG) or None
+    if since is not None:
+        parse_day(since)  # a clear config error before anything is read
+    full = (config.full or since is not None or trigger_of(tags) == "backfill"
+            or tags.get(FULL_TAG, "").lower() in ("1", "true", "yes"))
+    return full, since
+
+
+def _text(value: Any) -> Any:
+    return MetadataValue.text(value) if isinstance(value, str) else value
+
+
+@contextmanager
+def classified_failures(engine: Engine, integration_id: str,
+                        interaction_type: str) -> Iterator[None]:
+    """Turn a failure we classified into a clean ``Failure``: class, reason, what to do, next
+    retry and the alert, as the step's description and metadata; no stack trace of ours."""
+    started = utcnow()
+    try:
+        yield
+    except AkitaError as exc:
+        report = failure_report(engine, integration_id, interaction_type, exc, started)
+        metadata = {
+            "failure_class": report.failure_class, "reason": report.reason,
+            "action": report.action,
+            "next_retry": (report.next_retry.isoformat(timespec="seconds")
+                           if report.next_retry else "none: waits for a person"),
+            "integration_state": report.integration_state,
+            "consecutive_failures": report.consecutive_failures, "alert": report.alert,
+        }
+        raise Failure(description=report.summary,
+                      metadata={k: _text(v) for k, v in metadata.items()},
+                      allow_retries=False) from None
+
+
+def _require_integration(engine: Engine, integration_id: str) -> None:
+    """A partition key that names no integration (typed by hand in the UI) says so."""
+    try:
+        with engine.connect() as conn:
+            registry.get_integration(conn, integration_id)
+    except ConfigError:
+        action = ("register it (`akita integrations add`) or delete the partition; "
+                  "`akita integrations list` shows the registered ones")
+        raise Failure(description=f"integration {integration_id!r} does not exist: {action}",
+                      metadata={"failure_class": "config",
+                                "reason": MetadataValue.text(
+                                    f"no integration {integration_id!r} is registered"),
+                                "action": MetadataValue.text(action)},
+                      allow_retries=False) from None
+
+
+def _report_matched(context: OpExecutionContext, engine: Engine, interaction_type: str,
+                    integration_id: str, result: ProcessResult) -> None:
+    """An accounts or contacts sync changed the matched table: say so there, with its checks."""
+    key = MATCHED_KEYS.get(interaction_type)
+    if key is None or not (result.processed or result.deleted):
+        return
+    with engine.connect() as conn:
+        reviews = open_reviews(conn, interaction_type)
+    context.log_event(AssetMaterialization(asset_key=key, description=(
+        f"{integration_id} synced {interaction_type}: {result.created} created, "
+        f"{result.matched} matched, {result.merged} merged"), metadata={
+        "integration": MetadataValue.text(integration_id),
+        "source_asset": MetadataValue.text(f"{integration_id.split('.', 1)[0]}/"
+                                           f"{interaction_type}"),
+        "records_processed": result.processed, "created": result.created,
+        "matched": result.matched, "merged": result.merged,
+        "open_reviews": MetadataValue.int(reviews),
+    }))
+    for evaluation in evaluate_matched_checks(engine, interaction_type):
+        # log_event takes check evaluations (1.13 source), though its annotation omits them.
+        context.log_event(evaluation)  # type: ignore[arg-type]
+
+
 def build_object_asset(spec: ProviderSpec, interaction_type: str,
                        types: Collection[str]) -> AssetsDefinition:
     provider = spec.name
@@ -84,31 +167,37 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
         out=Out(dict), tags={"akita/provider": provider}, pool=f"{provider}_api")
     def retrieve(context: OpExecutionContext, config: RetrieveConfig,
                  akita_db: AkitaDatabase) -> dict[str, Any]:
-        result = retrieve_changes(
-            akita_db.engine(), context.partition_key, interaction_type,
-            trigger=trigger_of(context.run.tags), run_id=context.run_id, full=config.full,
-            since=config.since)
+        engine = akita_db.engine()
+        integration_id = context.partition_key
+        _require_integration(engine, integration_id)
+        trigger = trigger_of(context.run.tags)
+        with classified_failures(engine, integration_id, interaction_type):
+            full, since = history_request(config, context.run.tags)
+            result = retrieve_changes(engine, integration_id, interaction_type,
+                                      trigger=trigger, run_id=context.run_id, full=full,
+                                      since=since)
         staged = result.records_fetched - result.quarantined
         context.add_output_metadata({
             "records_fetched": result.records_fetched, "records_staged": staged,
             "pages": result.pages, "quarantined": result.quarantined,
-            "since": _iso(result.since), "full": config.full or config.since is not None,
-            **result.http,
+            "since": _iso(result.since), "full": full, **result.http,
         })
         return {"sync_id": result.sync_id, "records_fetched": result.records_fetched,
                 "records_staged": staged, "pages": result.pages,
                 "quarantined": result.quarantined, "cursor_before": _iso(result.cursor_before),
                 "since": _iso(result.since), "since_at": _epoch(result.since),
-                "full": config.full or config.since is not None,
-                "trigger": trigger_of(context.run.tags), "seconds": result.seconds,
+                "full": full, "trigger": trigger, "seconds": result.seconds,
                 "reconciled_deleted": result.reconciled_deleted,
                 "notices": " | ".join(result.notices), **result.http}
 
     @op(name=f"process_{stem}", out=Out(dict))
     def process(context: OpExecutionContext, retrieved: dict[str, Any],
                 akita_db: AkitaDatabase) -> Output[dict[str, Any]]:
-        result = process_staged(akita_db.engine(), context.partition_key, interaction_type,
-                                sync_id=int(retrieved["sync_id"]))
+        engine = akita_db.engine()
+        with classified_failures(engine, context.partition_key, interaction_type):
+            result = process_staged(engine, context.partition_key, interaction_type,
+                                    sync_id=int(retrieved["sync_id"]))
+        _report_matched(context, engine, interaction_type, context.partition_key, result)
         cursor_after = _iso(result.cursor_after)
         since_at = retrieved["since_at"]
         now = utcnow().replace(microsecond=0)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.db import registry
-from akita_pipelines.defs.assets import asset_key, build_provider_assets
+from akita_pipelines.defs.assets import build_provider_assets
 from akita_pipelines.defs.matched import CHECKS, build_matched_assets
 from akita_pipelines.defs.resources import AkitaDatabase
 from akita_pipelines.defs.sensors import (
@@ -61,9 +61,8 @@ def build_definitions(providers: Mapping[str, ProviderSpec] = PROVIDERS,
         )
         for name, spec in providers.items()
     ]
-    matched = build_matched_assets(
-        [asset_key(p, "accounts") for p, s in providers.items() if "accounts" in s.streams],
-        [asset_key(p, "contacts") for p, s in providers.items() if "contacts" in s.streams])
+    # Lineage from every Integration Object asset built, custom types (sql, files, rest) too.
+    matched = build_matched_assets([key for a in object_assets for key in a.keys])
     return Definitions(
         assets=[*object_assets, *matched],
         asset_checks=CHECKS,

@@ -1,32 +1,49 @@
-"""The matched ``accounts`` and ``contacts`` tables as assets, with checks on them."""
+"""The matched ``accounts`` and ``contacts`` tables as assets, with checks on them.
+
+Every accounts or contacts sync changes these tables: its process op reports a
+materialisation of the matched asset (created, matched, merged, open reviews) and evaluates
+the asset's checks on it, so the UI shows them live without re-matching everything.
+Materialising the asset itself (UI) re-matches all stored interactions.
+"""
 
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
     MaterializeResult,
+    MetadataValue,
     asset,
     asset_check,
 )
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Engine
 
-from akita_pipelines.db.entities import unexplained_duplicate_domains
-from akita_pipelines.db.schema import accounts, contacts, interactions, match_reviews, quarantine
+from akita_pipelines.db import health
 from akita_pipelines.defs.resources import AkitaDatabase
 from akita_pipelines.sync.rematch import rematch_all
 
+#: Interaction type → the matched asset its syncs write.
+MATCHED_KEYS = {"accounts": AssetKey("accounts"), "contacts": AssetKey("contacts")}
 
-def build_matched_assets(account_sources: Sequence[AssetKey],
-                         contact_sources: Sequence[AssetKey]) -> list[AssetsDefinition]:
-    @asset(key="accounts", group_name="matched", deps=list(account_sources), kinds={"sql"},
+
+def build_matched_assets(object_keys: Sequence[AssetKey]) -> list[AssetsDefinition]:
+    """``accounts`` and ``contacts``, downstream of every Integration Object asset that feeds
+    them: every provider's ``accounts`` (``contacts``) syncs write their rows, and every other
+    type (deals, tickets, custom types) links its records to them."""
+    account_sources = [k for k in object_keys if k.path[-1] != "contacts"]
+    contact_sources = [k for k in object_keys if k.path[-1] != "accounts"]
+
+    @asset(key="accounts", group_name="matched", deps=account_sources, kinds={"sql"},
            description="One row per company of each customer, matched across every provider. "
-                       "Materialising it re-matches all Accounts and Contacts from the stored "
-                       "interactions (after a rule change) and reports what moved.")
+                       "Each accounts sync reports a materialisation here (created, matched, "
+                       "merged, open reviews). Materialising it from the UI re-matches all "
+                       "Accounts and Contacts from the stored interactions (after a rule "
+                       "change) and reports what moved.")
     def matched_accounts(context: AssetExecutionContext,
                          akita_db: AkitaDatabase) -> MaterializeResult[None]:
         report = rematch_all(akita_db.engine())
@@ -35,20 +52,45 @@ def build_matched_assets(account_sources: Sequence[AssetKey],
             "customers": report.customers, "accounts_before": report.accounts_before,
             "accounts": report.accounts_after, "contacts_before": report.contacts_before,
             "contacts": report.contacts_after, "links": report.links,
-            "moved": report.moved, "open_reviews": report.reviews})
+            "moved": MetadataValue.int(report.moved),
+            "open_reviews": report.reviews})
 
     @asset(key="contacts", group_name="matched", deps=[*contact_sources, "accounts"],
            kinds={"sql"},
-           description="One row per person of each customer, linked to their Account. "
-                       "Re-matched together with `accounts`; this reports the table.")
+           description="One row per person of each customer, linked to their Account. Each "
+                       "contacts sync reports a materialisation here; re-matched together "
+                       "with `accounts`, and materialising it reports the table.")
     def matched_contacts(akita_db: AkitaDatabase) -> MaterializeResult[None]:
         with akita_db.engine().connect() as conn:
-            total = conn.execute(select(func.count()).select_from(contacts)).scalar_one()
-            orphans = conn.execute(select(func.count()).select_from(contacts)
-                                   .where(contacts.c.account_id.is_(None))).scalar_one()
+            total, orphans = health.contact_account_counts(conn)
         return MaterializeResult(metadata={"contacts": total, "without_account": orphans})
 
     return [matched_accounts, matched_contacts]
+
+
+def _unique_domain(conn: Connection) -> AssetCheckResult:
+    stats = health.account_domain_stats(conn)
+    return AssetCheckResult(
+        passed=stats.unexplained_duplicates == 0, severity=AssetCheckSeverity.ERROR,
+        metadata={"unexplained_duplicate_domains": stats.unexplained_duplicates,
+                  "shared_domains": stats.shared_domains, "open_reviews": stats.open_reviews})
+
+
+def _with_account(conn: Connection) -> AssetCheckResult:
+    total, orphans = health.contact_account_counts(conn)
+    share = orphans / total if total else 0.0
+    return AssetCheckResult(passed=share <= 0.5, severity=AssetCheckSeverity.WARN,
+                            metadata={"contacts": total, "without_account": orphans,
+                                      "share_without_account": MetadataValue.float(
+                                          round(share, 4))})
+
+
+def _quarantine_rate(conn: Connection) -> AssetCheckResult:
+    bad, good = health.quarantine_counts(conn)
+    rate = bad / (bad + good) if bad + good else 0.0
+    return AssetCheckResult(passed=rate <= 0.01, severity=AssetCheckSeverity.WARN,
+                            metadata={"quarantined": bad, "stored": good,
+                                      "quarantine_rate": MetadataValue.float(round(rate, 5))})
 
 
 @asset_check(asset="accounts", description="No two Accounts of one customer share a domain, "
@@ -56,42 +98,43 @@ def build_matched_assets(account_sources: Sequence[AssetKey],
                                            "parent's domain with a clearly different name).")
 def accounts_unique_domain(akita_db: AkitaDatabase) -> AssetCheckResult:
     with akita_db.engine().connect() as conn:
-        dupes = unexplained_duplicate_domains(conn)
-        shared = conn.execute(
-            select(func.count()).select_from(
-                select(accounts.c.customer_id, accounts.c.domain)
-                .where(accounts.c.domain.is_not(None), accounts.c.merged_into.is_(None))
-                .group_by(accounts.c.customer_id, accounts.c.domain)
-                .having(func.count() > 1).subquery())).scalar_one()
-        reviews = conn.execute(select(func.count()).select_from(match_reviews)
-                               .where(match_reviews.c.kind == "accounts")).scalar_one()
-    return AssetCheckResult(passed=dupes == 0, severity=AssetCheckSeverity.ERROR,
-                            metadata={"unexplained_duplicate_domains": dupes,
-                                      "shared_domains": shared, "open_reviews": reviews})
+        return _unique_domain(conn)
 
 
-@asset_check(asset="contacts", description="Share of Contacts without an Account.")
+@asset_check(asset="contacts", description="Share of Contacts without an Account (at most "
+                                           "50 %).")
 def contacts_with_account(akita_db: AkitaDatabase) -> AssetCheckResult:
     with akita_db.engine().connect() as conn:
-        total = conn.execute(select(func.count()).select_from(contacts)).scalar_one()
-        orphans = conn.execute(select(func.count()).select_from(contacts)
-                               .where(contacts.c.account_id.is_(None))).scalar_one()
-    share = orphans / total if total else 0.0
-    return AssetCheckResult(passed=share <= 0.5, severity=AssetCheckSeverity.WARN,
-                            metadata={"contacts": total, "without_account": orphans,
-                                      "share_without_account": round(share, 4)})
+        return _with_account(conn)
 
 
 @asset_check(asset="accounts", description="Share of retrieved records quarantined as bad "
-                                           "(missing fields, wrong types, unreadable).")
+                                           "(missing fields, wrong types, unreadable; at most "
+                                           "1 %).")
 def quarantine_rate(akita_db: AkitaDatabase) -> AssetCheckResult:
     with akita_db.engine().connect() as conn:
-        bad = conn.execute(select(func.count()).select_from(quarantine)).scalar_one()
-        good = conn.execute(select(func.count()).select_from(interactions)).scalar_one()
-    rate = bad / (bad + good) if bad + good else 0.0
-    return AssetCheckResult(passed=rate <= 0.01, severity=AssetCheckSeverity.WARN,
-                            metadata={"quarantined": bad, "stored": good,
-                                      "quarantine_rate": round(rate, 5)})
+        return _quarantine_rate(conn)
 
 
 CHECKS = [accounts_unique_domain, contacts_with_account, quarantine_rate]
+
+#: The checks of each matched asset, by check name (the same functions the checks run).
+_CHECKS_OF: dict[str, list[tuple[str, Callable[[Connection], AssetCheckResult]]]] = {
+    "accounts": [("accounts_unique_domain", _unique_domain),
+                 ("quarantine_rate", _quarantine_rate)],
+    "contacts": [("contacts_with_account", _with_account)],
+}
+
+
+def evaluate_matched_checks(engine: Engine, kind: str) -> list[AssetCheckEvaluation]:
+    """The checks of the matched ``kind`` asset evaluated now, as events a sync's op logs
+    right after reporting the asset's materialisation."""
+    key = MATCHED_KEYS[kind]
+    evaluations = []
+    with engine.connect() as conn:
+        for name, check in _CHECKS_OF[kind]:
+            result = check(conn)
+            evaluations.append(AssetCheckEvaluation(
+                asset_key=key, check_name=name, passed=bool(result.passed),
+                metadata=dict(result.metadata), severity=result.severity))
+    return evaluations

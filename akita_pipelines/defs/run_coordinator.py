@@ -42,6 +42,8 @@ TRIGGER_TAG = "akita/trigger"
 #: History start (YYYY-MM-DD) of a backfill or full re-read: a flat run tag, settable in the
 #: UI's launch dialogs ("Add tags"), where nested run config is hard to find.
 SINCE_TAG = "akita/since"
+#: ``true``: re-read from the history start instead of the cursor (a manual full re-sync).
+FULL_TAG = "akita/full"
 PARTITION_TAG = "dagster/partition"
 BACKFILL_TAG = "dagster/backfill"
 PARENT_RUN_TAG = "dagster/parent_run_id"

@@ -22,9 +22,10 @@ from dagster import (
 
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.db import registry, state
-from akita_pipelines.defs.assets import TRIGGER_TAG, asset_key
+from akita_pipelines.defs.assets import asset_key
 from akita_pipelines.defs.partitions import integrations_partitions, partitions_name
 from akita_pipelines.defs.resources import AkitaDatabase
+from akita_pipelines.defs.run_coordinator import TRIGGER_TAG
 from akita_pipelines.providers.base import ProviderSpec
 from akita_pipelines.sync.crashes import record_crashed_run
 from akita_pipelines.sync.scheduler import partition_changes, plan_runs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, select, update
@@ -18,8 +19,15 @@ from akita_pipelines.alerts.outbox import (
 from akita_pipelines.alerts.policy import Thresholds, on_failure
 from akita_pipelines.config.settings import resolve_all
 from akita_pipelines.core.clock import utcnow
-from akita_pipelines.core.errors import AkitaError, AuthError, FailureClass, RateLimited, classify
-from akita_pipelines.db import registry, state
+from akita_pipelines.core.errors import (
+    AkitaError,
+    AuthError,
+    DataError,
+    FailureClass,
+    RateLimited,
+    classify,
+)
+from akita_pipelines.db import health, registry, state
 from akita_pipelines.db.schema import integrations
 from akita_pipelines.providers.registry import PROVIDERS
 
@@ -52,9 +60,13 @@ def _thresholds(settings: dict[str, object]) -> Thresholds:
 
 
 def record_failure(engine: Engine, obj: state.ObjectRow, sync_id: int | None, exc: BaseException,
-                   counts: dict[str, int] | None = None) -> None:
+                   counts: dict[str, int] | None = None, *, alert: bool = True) -> None:
     """Record the failure (cursor untouched), raise the alert the incident calls for, and
-    disable the integration when the thresholds say so."""
+    disable the integration when the thresholds say so.
+
+    ``alert=False`` for objects that were not tried because another one failed: the failure
+    that caused it alerts; its consequences do not alert again.
+    """
     failure = classify(exc)
     reason = f"[{failure.value}] {describe_error(exc)}"
     now = utcnow()
@@ -83,7 +95,7 @@ def record_failure(engine: Engine, obj: state.ObjectRow, sync_id: int | None, ex
         kind = decision.alert
         if new_state == "needs_reauth" and kind is None:
             kind = "broken"
-        if kind:
+        if kind and alert:
             message = (f"{obj.integration_id} {obj.interaction_type}: {reason}. "
                        f"{failures} failure(s) in a row; last success: "
                        f"{_when(obj.last_synced_at)}.")
@@ -119,3 +131,64 @@ def _deliver(engine: Engine) -> None:
 
 def _when(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value else "never"
+
+
+@dataclass(frozen=True)
+class FailureReport:
+    """What a data engineer needs of a classified failure, in the words the UI shows."""
+
+    failure_class: str
+    reason: str
+    action: str
+    #: When the scheduler tries again; None while the integration waits for a person.
+    next_retry: datetime | None
+    integration_state: str
+    consecutive_failures: int
+    #: e.g. "broken alert: log sent, email pending"; "none (…)" when no new alert was raised.
+    alert: str
+
+    @property
+    def summary(self) -> str:
+        retry = (f"next retry {self.next_retry.isoformat(timespec='seconds')}"
+                 if self.next_retry else "no automatic retry")
+        return f"[{self.failure_class}] {self.reason} — {self.action} ({retry})"
+
+
+def action_for(exc: BaseException, integration_id: str) -> str:
+    """What to do about a classified failure."""
+    if isinstance(exc, AuthError):
+        return (f"re-authorise: register new credentials (`akita integrations add "
+                f"{integration_id} --replace --credentials-file …`), then `akita integrations "
+                f"enable {integration_id}`")
+    if isinstance(exc, RateLimited):
+        return "wait: the provider's rate budget is spent; the sync resumes after the wait"
+    if isinstance(exc, DataError):
+        return "fix the record at the source or the stream's mapping; good records went on"
+    failure = classify(exc)
+    if failure is FailureClass.CONFIG:
+        return (f"fix the configuration of {integration_id} (`akita integrations add "
+                f"{integration_id} --replace …`)")
+    return "wait: retried automatically with backoff (an outage or network failure)"
+
+
+def failure_report(engine: Engine, integration_id: str, interaction_type: str,
+                   exc: BaseException, since: datetime) -> FailureReport:
+    """The report of a failure :func:`record_failure` recorded at or after ``since``."""
+    with engine.connect() as conn:
+        obj = state.get_object(conn, integration_id, interaction_type)
+        sent = health.alerts_since(conn, incident_key(integration_id, interaction_type), since)
+    integration_state = obj.integration_state if obj else "unknown"
+    waiting = integration_state != "active" or (obj is not None and not obj.enabled)
+    next_retry = None if obj is None or waiting else obj.next_due_at
+    if sent:
+        alert = "; ".join(
+            f"{a.kind} alert: " + (", ".join(f"{channel} {status}" for channel, status
+                                             in a.deliveries) or "no channel configured")
+            for a in sent)
+    else:
+        alert = "none (this incident was alerted already; reminders follow the policy)"
+    return FailureReport(
+        failure_class=classify(exc).value, reason=describe_error(exc),
+        action=action_for(exc, integration_id), next_retry=next_retry,
+        integration_state=integration_state,
+        consecutive_failures=obj.consecutive_failures if obj else 0, alert=alert)

@@ -1,0 +1,170 @@
+"""What the Dagster UI shows of a run: backfills re-read history, the matched tables are live,
+classified failures are clean and the objects they skip are blamed on them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from dagster import AssetKey, DagsterEventType, DagsterInstance, instance_for_test
+from sqlalchemy import Engine
+
+from akita_pipelines.db import state
+from akita_pipelines.defs.definitions import build_definitions
+from akita_pipelines.defs.resources import AkitaDatabase
+from akita_pipelines.sandbox.server import Sandbox, start_sandbox
+from akita_pipelines.sync.crashes import record_crashed_run
+from akita_pipelines_tests.integration.conftest import register_salesforce
+
+ACCOUNTS = AssetKey(["salesforce", "accounts"])
+CONTACTS = AssetKey(["salesforce", "contacts"])
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with start_sandbox(base_port=0, seed=5, providers=["salesforce"]) as running:
+        yield running
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as inst:
+        yield inst
+
+
+def _job(engine: Engine, instance: DagsterInstance, integration: str) -> Any:
+    db = AkitaDatabase(url=engine.url.render_as_string(hide_password=False))
+    instance.add_dynamic_partitions("salesforce_integrations", [integration])
+    return build_definitions(database=db).resolve_job_def("salesforce_sync")
+
+
+def _metadata(instance: DagsterInstance, key: AssetKey) -> dict[str, Any]:
+    event = instance.get_latest_materialization_event(key)
+    assert event is not None
+    assert event.asset_materialization is not None
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def test_backfill_run_without_config_rereads_history_from_its_start(
+        sqlite_engine: Engine, sandbox: Sandbox, instance: DagsterInstance) -> None:
+    integration = register_salesforce(sqlite_engine, sandbox,
+                                      settings={"history_start": "2020-01-01"})
+    job = _job(sqlite_engine, instance, integration)
+    assert job.execute_in_process(instance=instance, partition_key=integration,
+                                  asset_selection=[ACCOUNTS]).success
+    incremental = _metadata(instance, ACCOUNTS)
+    # What the UI's backfill dialog launches: the backfill tag, no run config.
+    assert job.execute_in_process(instance=instance, partition_key=integration,
+                                  asset_selection=[ACCOUNTS],
+                                  tags={"dagster/backfill": "abcdefgh"}).success
+    backfill = _metadata(instance, ACCOUNTS)
+    assert backfill["trigger"] == "backfill"
+    assert backfill["full"] is True
+    assert backfill["history_window"].startswith("2020-01-01")
+    assert backfill["records_fetched"] == incremental["records_fetched"]  # everything again
+    # A start date chosen with a flat tag (the launch dialogs' "Add tag").
+    assert job.execute_in_process(instance=instance, partition_key=integration,
+                                  asset_selection=[ACCOUNTS],
+                                  tags={"dagster/backfill": "b2", "akita/since": "2023-06-01"}
+                                  ).success
+    assert _metadata(instance, ACCOUNTS)["history_window"].startswith("2023-06-01")
+
+
+def test_a_bad_since_tag_is_a_clean_config_failure(
+        sqlite_engine: Engine, sandbox: Sandbox, instance: DagsterInstance) -> None:
+    integration = register_salesforce(sqlite_engine, sandbox)
+    job = _job(sqlite_engine, instance, integration)
+    result = job.execute_in_process(instance=instance, partition_key=integration,
+                                    asset_selection=[ACCOUNTS], raise_on_error=False,
+                                    tags={"akita/since": "last tuesday"})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    data = failure.step_failure_data
+    assert data.user_failure_data is not None
+    assert "must be a date like 2024-01-31" in (data.user_failure_data.description or "")
+
+
+def test_a_sync_reports_the_matched_tables_with_counts_and_checks(
+        sqlite_engine: Engine, sandbox: Sandbox, instance: DagsterInstance) -> None:
+    integration = register_salesforce(sqlite_engine, sandbox)
+    job = _job(sqlite_engine, instance, integration)
+    result = job.execute_in_process(instance=instance, partition_key=integration,
+                                    asset_selection=[ACCOUNTS, CONTACTS])
+    assert result.success
+    accounts = _metadata(instance, AssetKey("accounts"))
+    assert accounts["created"] > 0
+    assert {"matched", "merged", "open_reviews", "records_processed"} <= set(accounts)
+    assert accounts["integration"] == integration
+    assert _metadata(instance, AssetKey("contacts"))["created"] > 0
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"accounts_unique_domain": True, "quarantine_rate": True,
+                      "contacts_with_account": True}
+
+
+def test_matched_lineage_reaches_custom_types_of_every_provider(sqlite_engine: Engine) -> None:
+    from akita_pipelines.core.types import Customer, Integration
+    from akita_pipelines.registry import add_customer, add_integration
+
+    add_customer(sqlite_engine, Customer(id="acme", name="Acme"))
+    add_integration(sqlite_engine, Integration(
+        id="files.acme", customer_id="acme", provider="files",
+        config={"inbox": "/nonexistent", "streams": {
+            "accounts": {"pattern": "a*.csv", "primary_key": "id", "fields": {"name": "N"}},
+            "contacts": {"pattern": "c*.csv", "primary_key": "id",
+                         "fields": {"email": "E"}}}}), {})
+    db = AkitaDatabase(url=sqlite_engine.url.render_as_string(hide_password=False))
+    graph = build_definitions(database=db).resolve_asset_graph()
+    assert AssetKey(["files", "accounts"]) in graph.get(AssetKey("accounts")).parent_keys
+    assert AssetKey(["files", "contacts"]) in graph.get(AssetKey("contacts")).parent_keys
+    assert AssetKey(["salesforce", "accounts"]) in graph.get(AssetKey("accounts")).parent_keys
+
+
+def test_revoked_grant_is_a_clean_failure_and_skipped_types_blame_it(
+        sqlite_engine: Engine, sandbox: Sandbox, instance: DagsterInstance) -> None:
+    integration = register_salesforce(sqlite_engine, sandbox)
+    emulator = sandbox.emulators["salesforce"]
+    emulator.refresh_tokens.clear()  # the customer revoked the connected app
+    emulator.tokens.clear()
+    job = _job(sqlite_engine, instance, integration)
+    result = job.execute_in_process(instance=instance, partition_key=integration,
+                                    asset_selection=[ACCOUNTS, CONTACTS], raise_on_error=False)
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert len(failures) == 1
+    data = failures[0].step_failure_data
+    assert data.error is not None
+    assert data.error.cause is None
+    assert data.user_failure_data is not None
+    meta = {k: v.value for k, v in data.user_failure_data.metadata.items()}
+    assert meta["failure_class"] == "config"
+    assert "AuthError" in meta["reason"]
+    assert "re-authorise" in meta["action"]
+    assert meta["integration_state"] == "needs_reauth"
+    assert meta["next_retry"] == "none: waits for a person"
+    assert meta["alert"].startswith("broken alert")
+
+    # The run-failure sensor's path: contacts never ran, and it was not a crash.
+    recorded = record_crashed_run(sqlite_engine, run_id=result.run_id,
+                                  integration_id=integration, types=["accounts", "contacts"],
+                                  reason="step failed")
+    assert recorded == ["contacts"]
+    with sqlite_engine.connect() as conn:
+        contacts = state.get_object(conn, integration, "contacts")
+    assert contacts is not None
+    assert contacts.last_error is not None
+    assert contacts.last_error.startswith("[config]")
+    assert "accounts failed first" in contacts.last_error
+    assert "RunCrashed" not in contacts.last_error
+
+
+def test_a_partition_that_names_no_integration_says_so(
+        sqlite_engine: Engine, instance: DagsterInstance) -> None:
+    job = _job(sqlite_engine, instance, "salesforce.typo")
+    result = job.execute_in_process(instance=instance, partition_key="salesforce.typo",
+                                    asset_selection=[ACCOUNTS], raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    data = failure.step_failure_data.user_failure_data
+    assert data is not None
+    assert "integration 'salesforce.typo' does not exist" in (data.description or "")
