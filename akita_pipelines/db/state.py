@@ -332,3 +332,31 @@ def reset_cursor(conn: Connection, object_id: int) -> None:
     conn.execute(update(integration_objects).where(integration_objects.c.id == object_id)
                  .values(cursor=None, checkpoint=None))
 
+
+
+def mark_due(conn: Connection, integration_id: str, types: Sequence[str],
+             now: datetime) -> list[int]:
+    """Make the enabled Integration Objects of ``types`` due at ``now`` (a provider said they
+    changed); an object already due keeps its earlier time. Returns the objects' ids."""
+    if not types:
+        return []
+    ids = [int(i) for i in conn.execute(
+        select(integration_objects.c.id)
+        .where(integration_objects.c.integration_id == integration_id,
+               integration_objects.c.interaction_type.in_(sorted(set(types))),
+               integration_objects.c.enabled.is_(True))).scalars()]
+    if ids:
+        conn.execute(update(integration_objects)
+                     .where(integration_objects.c.id.in_(ids),
+                            integration_objects.c.next_due_at.is_(None)
+                            | (integration_objects.c.next_due_at > now))
+                     .values(next_due_at=now))
+    return ids
+
+
+def objects_by_ids(conn: Connection, ids: Sequence[int]) -> list[ObjectRow]:
+    """The Integration Objects with these ids (any order, unknown ids skipped)."""
+    if not ids:
+        return []
+    query = _objects_query().where(among(conn, integration_objects.c.id, ids))
+    return [ObjectRow(**r._mapping) for r in conn.execute(query)]

@@ -17,12 +17,14 @@ from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.db import registry
 from akita_pipelines.defs.assets import build_provider_assets
 from akita_pipelines.defs.matched import CHECKS, build_matched_assets
+from akita_pipelines.defs.push_sensor import build_push_sensor
 from akita_pipelines.defs.resources import AkitaDatabase
 from akita_pipelines.defs.sensors import (
     build_run_failure_sensor,
     build_scheduler_sensor,
     job_name,
 )
+from akita_pipelines.defs.staleness import build_on_time_checks, build_staleness_sensor
 from akita_pipelines.providers.base import ProviderSpec
 from akita_pipelines.providers.registry import PROVIDERS
 
@@ -55,19 +57,22 @@ def build_definitions(providers: Mapping[str, ProviderSpec] = PROVIDERS,
     jobs: list[JobDefinition] = [
         define_asset_job(  # type: ignore[misc]
             name=job_name(name),
-            selection=AssetSelection.groups(name),
+            # The on_time checks are the staleness sensor's: a sync run does not run them.
+            selection=AssetSelection.groups(name).without_checks(),
             tags={"akita/provider": name},
             description=f"Sync {spec.title} Integration Objects of one integration (partition).",
         )
         for name, spec in providers.items()
     ]
     # Lineage from every Integration Object asset built, custom types (sql, files, rest) too.
-    matched = build_matched_assets([key for a in object_assets for key in a.keys])
+    object_keys = [key for a in object_assets for key in a.keys]
+    matched = build_matched_assets(object_keys)
     return Definitions(
         assets=[*object_assets, *matched],
-        asset_checks=CHECKS,
+        asset_checks=[*CHECKS, *build_on_time_checks(object_keys)],
         jobs=jobs,
-        sensors=[build_scheduler_sensor(providers, jobs), build_run_failure_sensor(providers)],
+        sensors=[build_scheduler_sensor(providers, jobs), build_run_failure_sensor(providers),
+                 build_push_sensor(providers, jobs), build_staleness_sensor(list(providers))],
         resources={"akita_db": database},
         # One process per run is the capacity limit; steps run in that process.
         executor=in_process_executor,

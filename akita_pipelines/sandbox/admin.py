@@ -3,7 +3,10 @@ emulators that serve it.
 
 ``GET stats``, ``GET ground_truth``, ``GET records?<type_key>=&include_deleted=1``,
 ``POST touch {<type_key>, count[, ids]}``, ``POST create {<type_key>, count}``,
-``POST delete {<type_key>, ids}``, ``POST expire_tokens``, ``POST faults {fault, count}``.
+``POST delete {<type_key>, ids}``, ``POST expire_tokens``, ``POST faults {fault, count}``;
+emulators that push: ``POST webhooks {url[, retry_scale]}`` (subscribe; answers the secret and
+the provider's account id), ``GET webhooks`` (delivery stats), ``POST webhook_faults {fault,
+count}`` (``duplicate``, ``out_of_order``, ``forged``, ``replay``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,17 @@ def admin_response(emulator: Any, request: Request, *, type_key: str = "type") -
             result = {"ok": True}
         elif action == "faults":
             emulator.inject(str(body["fault"]), int(body.get("count", 1)))
+            result = {"ok": True}
+        elif action == "webhooks" and request.method == "POST":
+            # Subscribe a URL; ``retry_scale`` shortens the provider's retry delays.
+            result = emulator.subscribe_webhook(str(body["url"]))
+            emulator.webhooks.retry_scale = float(body.get("retry_scale", 1.0))
+        elif action == "webhooks":
+            result = {"stats": dict(emulator.webhooks.stats),
+                      "subscriptions": [{"id": s.id, "url": s.url}
+                                        for s in emulator.webhooks.subscriptions.values()]}
+        elif action == "webhook_faults":
+            emulator.webhooks.inject(str(body["fault"]), int(body.get("count", 1)))
             result = {"ok": True}
         else:
             return _json({"error": f"unknown action {action}"}, status=404)

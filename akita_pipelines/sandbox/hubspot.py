@@ -36,6 +36,9 @@ expired access token answers 401 ``EXPIRED_AUTHENTICATION``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import random
 import re
@@ -53,6 +56,7 @@ from werkzeug.wrappers import Request, Response
 
 from akita_pipelines.sandbox.admin import admin_response
 from akita_pipelines.sandbox.churn import ChurnMeter
+from akita_pipelines.sandbox.webhooks import WebhookOutbox, json_body, subscription_answer
 from akita_pipelines.sandbox.world import World
 
 #: The 10,000-result cap of every search query: ``after`` at or past it is a 400.
@@ -253,6 +257,11 @@ class HubSpotEmulator:
         self._buckets: dict[str, tuple[datetime, int]] = {}
         self._churn_meter = ChurnMeter(churn_per_minute, self.clock())
         self.truth: dict[tuple[str, str, str], str] = {}
+        self.webhooks = WebhookOutbox(
+            clock=self.clock, sign=self._sign, render=_hubspot_batch, retry=hubspot_retry,
+            batch_size=100, timeout_seconds=5, user_agent="HubSpot Connect 2.0 "
+                                                          "(http://dev.hubspot.com/)")
+        self._event_id = 0
         self._seed(coverage)
 
     # -- seeding ---------------------------------------------------------------------------
@@ -405,6 +414,7 @@ class HubSpotEmulator:
             record = table[record_id]
             record.properties[field] = f"{record.properties.get(field, '')} (updated)"[-60:]
             self._bump(obj, record, at)
+            self._notify(obj, record, "propertyChange", field)
         return chosen
 
     def create(self, interaction_type: str, count: int = 1) -> list[str]:
@@ -440,6 +450,7 @@ class HubSpotEmulator:
             record = self._put(obj, props, now, now)
             if company is not None:
                 self._link(obj, record.id, "companies", company, primary=obj != "tasks")
+            self._notify(obj, record, "creation")
             ids.append(record.id)
         return ids
 
@@ -457,6 +468,7 @@ class HubSpotEmulator:
     def _archive(self, obj: str, record: _Record, at: datetime) -> None:
         record.archived_at = at
         self._bump(obj, record, at)
+        self._notify(obj, record, "deletion")
         if obj == "companies":
             # HubSpot drops the association, and with it the contact's primary company id.
             for kind, other_id in self.links.get((obj, record.id), {}):
@@ -514,6 +526,52 @@ class HubSpotEmulator:
                 self._create(obj, 1, at)
             else:
                 self._touch(obj, 1, None, at)
+
+    # -- webhooks ---------------------------------------------------------------------------
+    def subscribe_webhook(self, url: str) -> dict[str, Any]:
+        """Set the app's webhook target URL (HubSpot: in the app's settings) and subscribe
+        it to every object's creation, deletion and property changes. Notifications are
+        signed with the app's client secret (signature v3)."""
+        with self.lock:
+            sub = self.webhooks.subscribe(url, self.client_secret,
+                                          subscription_id=str(len(self.webhooks.subscriptions)
+                                                              + 1))
+            return subscription_answer(sub, str(HUB_ID), app_id=APP_ID)
+
+    def poke(self) -> None:
+        """Apply the churn due now (the outbox's thread calls it so changes are pushed
+        without any API request)."""
+        if self.webhooks.subscribed:
+            with self.lock:
+                self._churn()
+
+    def _notify(self, obj: str, record: _Record, change: str,
+                field: str | None = None) -> None:
+        if not self.webhooks.subscribed:
+            return
+        self._event_id += 1
+        event: dict[str, Any] = {
+            "eventId": self._event_id, "portalId": HUB_ID, "appId": APP_ID,
+            "occurredAt": int(record.updated.timestamp() * 1000), "objectId": int(record.id),
+            "changeSource": "CRM"}
+        if obj in WEBHOOK_OBJECTS:
+            event["subscriptionType"] = f"{WEBHOOK_OBJECTS[obj]}.{change}"
+        else:  # objects without classic subscriptions: generic webhooks name the type
+            event["subscriptionType"] = f"object.{change}"
+            event["objectTypeId"] = OBJECT_TYPE_IDS[obj]
+        if field is not None:
+            event["propertyName"] = field
+            event["propertyValue"] = record.properties.get(field, "")
+        self.webhooks.publish(lambda sub: {**event, "subscriptionId": int(sub.id)},
+                              event["subscriptionType"])
+
+    def _sign(self, secret: str, url: str, body: bytes, now: datetime) -> dict[str, str]:
+        """Signature v3: base64 HMAC-SHA256 of method + URL + body + timestamp (ms)."""
+        stamp = str(int(now.timestamp() * 1000))
+        source = b"POST" + url.encode() + body + stamp.encode()
+        digest = hmac.new(secret.encode(), source, hashlib.sha256).digest()
+        return {"X-HubSpot-Signature-v3": base64.b64encode(digest).decode(),
+                "X-HubSpot-Request-Timestamp": stamp}
 
     # -- rendering --------------------------------------------------------------------------
     def _render(self, obj: str, record: _Record, properties: list[str] | None,
@@ -931,3 +989,28 @@ class HubSpotEmulator:
         return _json(response, status=207 if errors else 200, headers=headers)
 
     # -- admin ------------------------------------------------------------------------------
+
+
+APP_ID = 1_357_913
+#: Objects with classic webhook subscriptions (``contact.propertyChange`` …).
+WEBHOOK_OBJECTS = {"companies": "company", "contacts": "contact", "deals": "deal",
+                   "tickets": "ticket"}
+OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3", "tickets": "0-5",
+                   "tasks": "0-27"}
+#: "Up to 10 retries spread over the next 24 hours" after no answer, a timeout or a 5xx/429.
+HUBSPOT_RETRY_SECONDS = (60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 4800.0, 9600.0, 19200.0,
+                         38400.0)
+
+
+def _hubspot_batch(events: list[Any], attempt: int) -> bytes:
+    return json_body([{**e, "attemptNumber": attempt} for e in events])
+
+
+def hubspot_retry(attempt: int, status: int | None, headers: Mapping[str, str]
+                  ) -> float | None:
+    del headers
+    if status is not None and status < 500 and status != 429:
+        return None  # a 4xx answer is final
+    if attempt >= len(HUBSPOT_RETRY_SECONDS):
+        return None
+    return HUBSPOT_RETRY_SECONDS[attempt]

@@ -39,20 +39,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import math
 import random
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from werkzeug.wrappers import Request, Response
 
+from akita_pipelines.sandbox.admin import admin_response
 from akita_pipelines.sandbox.churn import ChurnMeter
+from akita_pipelines.sandbox.webhooks import WebhookOutbox, json_body, subscription_answer
 from akita_pipelines.sandbox.world import World
 
 VERSIONS = tuple([f"1.{n}" for n in range(5)] + [f"2.{n}" for n in range(17)])
@@ -172,6 +176,11 @@ class IntercomEmulator:
         self._window_used = 0
         now = self.clock()
         self._churn_meter = ChurnMeter(churn_per_minute, now)
+        #: The app's client secret: Intercom signs webhook notifications with it.
+        self.client_secret = "ic-demo-client-secret"
+        self.webhooks = WebhookOutbox(
+            clock=self.clock, sign=intercom_signature, render=_intercom_body,
+            retry=intercom_retry, timeout_seconds=5, user_agent="intercom-parrot-service")
         self._seed(coverage)
 
     # -- seeding ----------------------------------------------------------------------------
@@ -345,6 +354,7 @@ class IntercomEmulator:
                 record["state"] = "closed" if record["state"] != "closed" else "open"
                 record["open"] = record["state"] == "open"
             record["updated_at"] = max(stamp, int(record["updated_at"]))
+            self._notify(kind, record, "updated")
         return chosen
 
     def create(self, interaction_type: str, count: int) -> list[str]:
@@ -374,6 +384,7 @@ class IntercomEmulator:
                 owner = self.data["contacts"][self.rng.choice(contacts)]
                 record = self._conversation(owner, "New question", "open", stamp, stamp)
             self._put(kind, record, when + self.index_delay)
+            self._notify(kind, record, "created")
             made.append(record["id"])
         return made
 
@@ -387,7 +398,7 @@ class IntercomEmulator:
             if missing:
                 raise KeyError(f"no {kind} with id {missing[0]!r}")
             for record_id in wanted:
-                del table[record_id]
+                self._notify(kind, table.pop(record_id), "deleted")
                 if kind == "conversations":
                     self.deleted_conversations[record_id] = self._stamp()
 
@@ -429,13 +440,85 @@ class IntercomEmulator:
             else:
                 self._touch(kind, 1, at)
 
+    # -- webhooks ---------------------------------------------------------------------------
+    def subscribe_webhook(self, url: str) -> dict[str, Any]:
+        """Point the app's webhook at ``url`` with every topic (Intercom: in the Developer
+        Hub); notifications are signed with the app's client secret."""
+        with self.lock:
+            sub = self.webhooks.subscribe(url, self.client_secret)
+            return subscription_answer(sub, self.app_id)
+
+    def poke(self) -> None:
+        """Apply the churn due now (the outbox's thread calls it so changes are pushed
+        without any API request)."""
+        if self.webhooks.subscribed:
+            with self.lock:
+                self._churn()
+
+    def _notify(self, kind: str, record: dict[str, Any], change: str) -> None:
+        if not self.webhooks.subscribed:
+            return
+        if kind == "contacts":
+            topic = ("contact.deleted" if change == "deleted"
+                     else f"contact.{record.get('role', 'user')}.{change}")
+        elif kind == "companies":
+            topic = f"company.{change}"
+        elif change == "updated":
+            topic = "conversation.admin.closed" if record.get("state") == "closed" \
+                else "conversation.admin.opened"
+        else:
+            topic = f"conversation.{'user.' if change == 'created' else ''}{change}"
+        created = self._stamp()
+        notification = {
+            "type": "notification_event", "app_id": self.app_id,
+            "data": {"type": "notification_event_data",
+                     "item": _render(record, DEFAULT_VERSION)},
+            "links": {}, "id": f"notif_{uuid.uuid4()}", "topic": topic,
+            "delivery_status": "pending", "delivery_attempts": 1, "delivered_at": 0,
+            "first_sent_at": created, "created_at": created, "self": None}
+        self.webhooks.publish(lambda _sub: notification, topic)
+
+    def _list_contacts(self, request: Request, version: str, headers: dict[str, str], *,
+                       bad_record: bool) -> Response:
+        """``GET /contacts``: every contact in id order, ``starting_after`` paging."""
+        per_page = request.args.get("per_page", DEFAULT_PER_PAGE["contacts"], type=int)
+        if per_page is None or not 1 <= per_page <= MAX_PER_PAGE:
+            return self._error(400, "parameter_invalid",
+                               f"per_page must be between 1 and {MAX_PER_PAGE}", headers)
+        ids = sorted(self.data["contacts"])
+        page = 1
+        after = request.args.get("starting_after")
+        if after:
+            try:
+                last_id, page_before = json.loads(base64.b64decode(after, validate=True))
+                page = int(page_before) + 1
+            except (binascii.Error, ValueError, TypeError):
+                return self._error(400, "parameter_invalid", "starting_after is invalid",
+                                   headers)
+            ids = [i for i in ids if i > str(last_id)]
+        chosen = [_render(self.data["contacts"][i], version) for i in ids[:per_page]]
+        if bad_record and chosen:
+            del chosen[0]["id"]
+        total = len(self.data["contacts"])
+        pages: dict[str, Any] = {"type": "pages", "page": page, "per_page": per_page,
+                                 "total_pages": math.ceil(total / per_page)}
+        if len(ids) > per_page:
+            pages["next"] = {"page": page + 1,
+                             "starting_after": _cursor([ids[per_page - 1], page])}
+        self._bad_served = bad_record and bool(chosen)
+        return self._json({"type": "list", "data": chosen, "total_count": total,
+                           "pages": pages}, headers=headers)
+
     # -- HTTP -------------------------------------------------------------------------------
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """The WSGI application serving the workspace (one request at a time)."""
         request = Request(environ)
         with self.lock:
-            self.stats["requests"] += 1
-            response = self._dispatch(request)
+            if request.path.startswith("/__sandbox/"):
+                response = admin_response(self, request)
+            else:
+                self.stats["requests"] += 1
+                response = self._dispatch(request)
         return response(environ, start_response)
 
     def _rate_headers(self) -> dict[str, str]:
@@ -519,6 +602,8 @@ class IntercomEmulator:
             return self._deleted(request, headers)
         if path == "/companies/scroll" and method == "GET":
             return self._scroll(request, headers, bad_record=bad_record)
+        if path == "/contacts" and method == "GET":
+            return self._list_contacts(request, version, headers, bad_record=bad_record)
         parts = path.strip("/").split("/")
         if len(parts) == 2 and parts[0] in self.data and method == "GET":
             record = self.data[parts[0]].get(parts[1])
@@ -745,3 +830,22 @@ def _value_predicate(field: str, operator: str, value: Any) -> Callable[[dict[st
         "^": lambda t: t.startswith(wanted), "$": lambda t: t.endswith(wanted)}
     test = tests[operator]
     return lambda r: test(text(r))
+
+
+def _intercom_body(notifications: list[Any], attempt: int) -> bytes:
+    return json_body({**notifications[0], "delivery_attempts": attempt + 1})
+
+
+def intercom_signature(secret: str, url: str, body: bytes, now: datetime) -> dict[str, str]:
+    """``X-Hub-Signature: sha1=<hex HMAC-SHA1(client secret, body)>``."""
+    del url, now
+    return {"X-Hub-Signature": "sha1=" + hmac.new(secret.encode(), body,
+                                                   hashlib.sha1).hexdigest()}
+
+
+def intercom_retry(attempt: int, status: int | None, headers: Mapping[str, str]
+                   ) -> float | None:
+    """A failed notification (an error answer or none within 5 s) is retried once, a minute
+    later."""
+    del status, headers
+    return 60.0 if attempt == 0 else None

@@ -48,6 +48,10 @@ class Sandbox:
         self.emulators = emulators
         self.threads: list[threading.Thread] = []
         self._stopped = False
+        for emulator in emulators.values():
+            if hasattr(emulator, "webhooks"):
+                # Changes are applied and pushed without waiting for an API request.
+                emulator.webhooks.start(emulator.poke)
         for server in servers.values():
             # A short poll interval: shutdown() waits up to one interval (0.5 s by default).
             thread = threading.Thread(target=server.serve_forever, daemon=True,
@@ -80,6 +84,9 @@ class Sandbox:
         if self._stopped:
             return
         self._stopped = True
+        for emulator in self.emulators.values():
+            if hasattr(emulator, "webhooks"):
+                emulator.webhooks.stop()
         for server in self.servers.values():
             server.shutdown()
             server.server_close()

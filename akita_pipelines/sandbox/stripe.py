@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import hmac
 import json
 import random
 import re
@@ -46,6 +48,12 @@ from werkzeug.wrappers import Request, Response
 
 from akita_pipelines.sandbox.admin import admin_response
 from akita_pipelines.sandbox.churn import ChurnMeter
+from akita_pipelines.sandbox.webhooks import (
+    WebhookOutbox,
+    WebhookSubscription,
+    json_body,
+    subscription_answer,
+)
 from akita_pipelines.sandbox.world import PersonView, World
 
 API_VERSION = "2023-08-16"
@@ -212,6 +220,10 @@ class StripeEmulator:
         self._ids = random.Random(f"{world.seed}:stripe:ids")
         self._sequence = 0
         self._churn_meter = ChurnMeter(churn_per_minute, self.clock())
+        self.webhooks = WebhookOutbox(
+            clock=self.clock, sign=stripe_signature, render=lambda events, _: json_body(events[0]),
+            retry=stripe_retry, timeout_seconds=10,
+            user_agent="Stripe/1.0 (+https://stripe.com/docs/webhooks)")
         self._seed(coverage)
 
     # -- seeding ---------------------------------------------------------------------------
@@ -226,11 +238,16 @@ class StripeEmulator:
         data: dict[str, Any] = {"object": copy.deepcopy(obj)}
         if previous is not None:
             data["previous_attributes"] = previous
-        self.events.append({
+        event_type = f"{resource.events}.{action}"
+        event = {
             "id": self._new_id("evt", 24), "object": "event", "api_version": API_VERSION,
             "created": at, "data": data, "livemode": False, "pending_webhooks": 0,
-            "request": {"id": None, "idempotency_key": None},
-            "type": f"{resource.events}.{action}"})
+            "request": {"id": None, "idempotency_key": None}, "type": event_type}
+        self.events.append(event)
+        if self.webhooks.subscribed:
+            pending = len(self.webhooks.subscriptions)
+            self.webhooks.publish(lambda _sub: {**event, "pending_webhooks": pending},
+                                  event_type)
 
     def _customer(self, at: int, *, name: str | None, email: str | None, phone: str | None,
                   city: str | None = None, country: str | None = None,
@@ -527,6 +544,62 @@ class StripeEmulator:
             else:
                 self._touch(resource, 1, at)
 
+    # -- webhooks ---------------------------------------------------------------------------
+    def subscribe_webhook(self, url: str, events: tuple[str, ...] = ("*",)) -> dict[str, Any]:
+        """Add a webhook endpoint (as ``POST /v1/webhook_endpoints`` does); the answer has
+        its signing secret (``whsec_…``). The account is not a Connect account: no id."""
+        with self.lock:
+            sub = self.webhooks.subscribe(url, f"whsec_{self._new_id('sec', 32)[4:]}",
+                                          subscription_id=self._new_id("we", 24),
+                                          events=events)
+            return subscription_answer(sub, None)
+
+    def poke(self) -> None:
+        """Apply the churn due now (the outbox's thread calls it so changes are pushed
+        without any API request)."""
+        if self.webhooks.subscribed:
+            with self.lock:
+                self._churn()
+
+    def _webhook_endpoint(self, sub: WebhookSubscription, *, secret: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": sub.id, "object": "webhook_endpoint", "api_version": None,
+            "application": None, "created": unix(self.clock()), "description": None,
+            "enabled_events": list(sub.events), "livemode": False, "metadata": {},
+            "status": "enabled" if sub.active else "disabled", "url": sub.url}
+        if secret:  # only the creation answer shows the secret
+            body["secret"] = sub.secret
+        return body
+
+    def _webhook_endpoints(self, method: str, rest: list[str], params: dict[str, Any]
+                           ) -> Response:
+        subs = self.webhooks.subscriptions
+        if not rest and method == "POST":
+            if not params.get("url"):
+                raise StripeError(400, "Missing required param: url.", param="url")
+            events = params.get("enabled_events")
+            if not events:
+                raise StripeError(400, "Missing required param: enabled_events.",
+                                  param="enabled_events")
+            wanted = tuple(events) if isinstance(events, list) else (str(events),)
+            created = self.subscribe_webhook(str(params["url"]), wanted)
+            return self._json(self._webhook_endpoint(subs[created["id"]], secret=True))
+        if not rest and method == "GET":
+            data = [self._webhook_endpoint(s, secret=False) for s in subs.values()]
+            return self._json({"object": "list", "data": data, "has_more": False,
+                               "url": "/v1/webhook_endpoints"})
+        if len(rest) == 1 and rest[0] in subs:
+            if method == "GET":
+                return self._json(self._webhook_endpoint(subs[rest[0]], secret=False))
+            if method == "DELETE":
+                self.webhooks.unsubscribe(rest[0])
+                return self._json({"id": rest[0], "object": "webhook_endpoint",
+                                   "deleted": True})
+        if len(rest) == 1:
+            raise StripeError(404, f"No such webhook endpoint: '{rest[0]}'", param="id",
+                              code="resource_missing")
+        raise StripeError(404, "Unrecognized request URL.")
+
     # -- HTTP -------------------------------------------------------------------------------
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """The WSGI application serving the account (thread-safe: one request at a time)."""
@@ -594,6 +667,8 @@ class StripeEmulator:
         else:
             params = parse_form(request.form.items(multi=True))
         name = parts[1]
+        if name == "webhook_endpoints":
+            return self._webhook_endpoints(request.method, parts[2:], params)
         if name == "events" and request.method == "GET":
             if len(parts) == 2:
                 self.stats["event_calls"] += 1
@@ -756,3 +831,23 @@ def _reject_unknown(params: Mapping[str, Any], allowed: set[str]) -> None:
     for name in params:
         if name not in allowed:
             raise StripeError(400, f"Received unknown parameter: {name}", param=name)
+
+
+def stripe_signature(secret: str, url: str, body: bytes, now: datetime) -> dict[str, str]:
+    """``Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``."""
+    del url  # Stripe signs the timestamp and the body only
+    stamp = str(int(now.timestamp()))
+    digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256)
+    return {"Stripe-Signature": f"t={stamp},v1={digest.hexdigest()}"}
+
+
+#: Test mode: "Stripe retries three times over a few hours" after any non-2xx or no answer.
+STRIPE_TEST_RETRY_SECONDS = (3600.0, 3 * 3600.0, 6 * 3600.0)
+
+
+def stripe_retry(attempt: int, status: int | None, headers: Mapping[str, str]
+                 ) -> float | None:
+    del status, headers  # every failure is retried alike
+    if attempt >= len(STRIPE_TEST_RETRY_SECONDS):
+        return None
+    return STRIPE_TEST_RETRY_SECONDS[attempt]

@@ -49,20 +49,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import math
 import random
 import secrets
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from uuid import uuid4
 
 from werkzeug.wrappers import Request, Response
 
+from akita_pipelines.sandbox.admin import admin_response
 from akita_pipelines.sandbox.churn import ChurnMeter
+from akita_pipelines.sandbox.webhooks import (
+    WebhookOutbox,
+    WebhookSubscription,
+    json_body,
+    subscription_answer,
+)
 from akita_pipelines.sandbox.world import World
 
 #: Akita interaction type → Zendesk resource.
@@ -173,6 +183,9 @@ class ZendeskEmulator:
         self._export_calls: dict[str, deque[datetime]] = {}
         self._churn_meter = ChurnMeter(churn_per_minute, self.clock())
         self.truth: dict[tuple[str, str, str], str] = {}
+        self.webhooks = WebhookOutbox(
+            clock=self.clock, sign=zendesk_signature, render=lambda events, _: json_body(events[0]),
+            retry=zendesk_retry, timeout_seconds=12, user_agent="Zendesk Webhook")
         self._seed(coverage)
 
     # -- seeding ---------------------------------------------------------------------------
@@ -349,6 +362,7 @@ class ZendeskEmulator:
             record = self.data[resource][record_id]
             record[field] = second if record.get(field) != second else first
             self._bump(resource, record, at)
+            self._notify(resource, record, CHANGE_EVENT.get(field, "custom_field_changed"))
         return chosen
 
     def system_update(self, ids: Iterable[Any]) -> list[str]:
@@ -386,6 +400,7 @@ class ZendeskEmulator:
             else:
                 record = self._ticket(f"New ticket {n}", None, None, when, when)
             self.data[resource][record["id"]] = record
+            self._notify(resource, record, "created")
             made.append(record["id"])
         return made
 
@@ -405,6 +420,8 @@ class ZendeskEmulator:
             record["status"] = "deleted"
         if at is not None:
             self._bump(resource, record, at)
+            self._notify(resource, record, "soft_deleted" if resource == "tickets"
+                         else "deleted")
 
     def delete(self, interaction_type: str, ids: Iterable[Any]) -> None:
         """Delete records: they stay in the exports, marked deleted, with a fresh timestamp.
@@ -447,12 +464,75 @@ class ZendeskEmulator:
                 self._touch(resource, 1, None, at)
 
     # -- HTTP -------------------------------------------------------------------------------
+    # -- webhooks ---------------------------------------------------------------------------
+    def subscribe_webhook(self, url: str, events: tuple[str, ...] = ("*",)) -> dict[str, Any]:
+        """Create an active webhook posting JSON to ``url`` (as ``POST /api/v2/webhooks``
+        does); the answer has its signing secret."""
+        with self.lock:
+            sub = self.webhooks.subscribe(url, secrets.token_urlsafe(32),
+                                          subscription_id=f"01{secrets.token_hex(12).upper()}",
+                                          events=events)
+            return subscription_answer(sub, str(ACCOUNT_ID))
+
+    def poke(self) -> None:
+        """Apply the churn due now (the outbox's thread calls it so changes are pushed
+        without any API request)."""
+        if self.webhooks.subscribed:
+            with self.lock:
+                self._churn()
+
+    def _notify(self, resource: str, record: dict[str, Any], change: str) -> None:
+        if not self.webhooks.subscribed:
+            return
+        singular = resource[:-1] if resource != "organizations" else "organization"
+        event_type = f"zen:event-type:{singular}.{change}"
+        event = {"account_id": ACCOUNT_ID, "detail": {"id": str(record["id"])}, "event": {},
+                 "id": str(uuid4()), "subject": f"zen:{singular}:{record['id']}",
+                 "time": record.get("updated_at") or zd_datetime(self.clock()),
+                 "type": event_type, "zendesk_event_version": "2022-11-06"}
+        self.webhooks.publish(lambda _sub: event, event_type)
+
+    def _webhook(self, sub: WebhookSubscription) -> dict[str, Any]:
+        return {"id": sub.id, "name": "Akita push", "status": "active" if sub.active
+                else "inactive", "endpoint": sub.url, "http_method": "POST",
+                "request_format": "json", "subscriptions": list(sub.events)}
+
+    def _webhooks_api(self, request: Request) -> Response:
+        parts = request.path.removeprefix("/api/v2/webhooks").strip("/").split("/")
+        subs = self.webhooks.subscriptions
+        if parts == [""] and request.method == "POST":
+            spec = (request.get_json(silent=True) or {}).get("webhook") or {}
+            endpoint, wanted = spec.get("endpoint"), spec.get("subscriptions")
+            if not endpoint or not isinstance(wanted, list) or not wanted:
+                return _json({"errors": [{"code": "InvalidValue", "title": "Invalid value",
+                                          "detail": "endpoint and subscriptions are required"}
+                                         ]}, 400)
+            created = self.subscribe_webhook(str(endpoint), tuple(str(w) for w in wanted))
+            return _json({"webhook": self._webhook(subs[created["id"]])}, 201)
+        if parts == [""] and request.method == "GET":
+            return _json({"webhooks": [self._webhook(s) for s in subs.values()],
+                          "meta": {"has_more": False}})
+        if parts and parts[0] in subs:
+            sub = subs[parts[0]]
+            if parts[1:] == ["signing_secret"] and request.method == "GET":
+                return _json({"signing_secret": {"algorithm": "SHA256",
+                                                 "secret": sub.secret}})
+            if len(parts) == 1 and request.method == "GET":
+                return _json({"webhook": self._webhook(sub)})
+            if len(parts) == 1 and request.method == "DELETE":
+                self.webhooks.unsubscribe(sub.id)
+                return Response(status=204)
+        return _json({"errors": [{"code": "WebhookNotFound", "title": "Not found"}]}, 404)
+
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """The WSGI application serving the account (thread-safe: one request at a time)."""
         request = Request(environ)
         with self.lock:
-            self.stats["requests"] += 1
-            response = self._dispatch(request)
+            if request.path.startswith("/__sandbox/"):
+                response = admin_response(self, request)
+            else:
+                self.stats["requests"] += 1
+                response = self._dispatch(request)
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Response:
@@ -466,6 +546,8 @@ class ZendeskEmulator:
         denied = self._authenticate(request)
         if denied is not None:
             return denied
+        if path.startswith("/api/v2/webhooks"):
+            return self._webhooks_api(request)
         if request.method not in ("GET", "HEAD"):
             return _json({"error": "InvalidEndpoint", "description": "Not found"}, 404)
         self._churn()
@@ -724,3 +806,32 @@ class ZendeskEmulator:
             "end_time": end_time,
             "end_of_stream": len(remaining) <= size,
         })
+
+
+ACCOUNT_ID = 12_514_403
+#: The event a touched field raises (``zen:event-type:<object>.<change>``).
+CHANGE_EVENT = {"status": "status_changed", "tags": "tags_changed", "name": "name_changed",
+                "priority": "priority_changed"}
+
+
+def zendesk_signature(secret: str, url: str, body: bytes, now: datetime) -> dict[str, str]:
+    """``X-Zendesk-Webhook-Signature``: base64 HMAC-SHA256 of the timestamp + body."""
+    del url
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    digest = hmac.new(secret.encode(), stamp.encode() + body, hashlib.sha256).digest()
+    return {"X-Zendesk-Webhook-Signature": base64.b64encode(digest).decode(),
+            "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+            "X-Zendesk-Webhook-Invocation-Id": str(uuid4().int)[:12]}
+
+
+def zendesk_retry(attempt: int, status: int | None, headers: Mapping[str, str]
+                  ) -> float | None:
+    """Zendesk retries a 409 up to three times, and a 429 or 503 whose ``Retry-After`` is
+    under a minute after that wait; anything else (a timeout included) is not retried."""
+    if status == 409:
+        return 5.0 if attempt < 3 else None
+    if status in (429, 503):
+        wait = headers.get("Retry-After") or headers.get("retry-after") or ""
+        if wait.isdigit() and int(wait) < 60 and attempt < 3:
+            return float(wait)
+    return None
