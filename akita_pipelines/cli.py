@@ -315,11 +315,9 @@ def _register_commands() -> None:
     from akita_pipelines.control.cli import backfill, resync
     from akita_pipelines.match_cli import match
     from akita_pipelines.push_cli import push
-    from akita_pipelines.push_cli import push
     from akita_pipelines.steward_cli import entities, rematch, reviews
 
     main.add_command(match)
-    main.add_command(push)
     main.add_command(push)
     main.add_command(resync)
     main.add_command(backfill)
