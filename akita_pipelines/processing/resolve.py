@@ -308,8 +308,10 @@ def score_pair(kind: Kind, a: Record | Profile, b: Record | Profile) -> Score:
         if a.phone and b.phone:
             same = a.phone == b.phone
             ev["phone"] = same
-            total += 1.5 if same else -0.5
-        total += _address(a, b, ev, 2.0)
+            # Two listed numbers that differ: as often two branches of one name as two lines
+            # of one company, so a name alone no longer carries the pair.
+            total += 1.5 if same else -1.5
+        total += _address(a, b, ev, 2.5)
         return Score(total, ev, name_ok)
     jw = _jw()
     last_ok = first_ok = False
@@ -403,8 +405,28 @@ def _address(a: Record | Profile, b: Record | Profile, ev: dict[str, Any],
     # Token sets forgive word order; the compact ratio forgives a split word ("h ouse").
     sim = max(token_set_ratio(a.address, b.address),
               ratio(a.address.replace(" ", ""), b.address.replace(" ", ""))) / 100.0
+    if sim < 0.9:
+        # The same house number on the same street, whatever follows: one source names the
+        # city, the other the neighbourhood ("… hillhurst ave los angeles" / "… los feliz").
+        street = _street(a.address)
+        if street is not None and street == _street(b.address):
+            sim = 0.9
     ev["address"] = round(sim, 3)
     return weight if sim >= 0.9 else weight / 3 if sim >= 0.75 else -1.0
+
+
+_DIRECTIONS = frozenset({"n", "s", "e", "w", "ne", "nw", "se", "sw"})
+
+
+@lru_cache(maxsize=65536)
+def _street(address: str) -> str | None:
+    """House number and street name ("1972 n hillhurst ave la" → "1972 hillhurst"), or None
+    when the address does not start with a number."""
+    tokens = address.split()
+    if len(tokens) < 2 or not tokens[0][:1].isdigit():
+        return None
+    name = next((t for t in tokens[1:4] if t not in _DIRECTIONS and not t.isdigit()), None)
+    return f"{tokens[0]} {name}" if name and len(name) >= 3 else None
 
 
 # ---------------------------------------------------------------- blocking
@@ -492,7 +514,7 @@ class _Clusters:
     what the strong tiers kept apart.
     """
 
-    def __init__(self, entity_anchor: Callable[[int], str | None] = lambda _e: None) -> None:
+    def __init__(self, entity_anchor: Callable[[int], Iterable[str]] = lambda _e: ()) -> None:
         self.parent: dict[tuple[str, int], tuple[str, int]] = {}
         self.entities: dict[tuple[str, int], set[int]] = {}
         self.anchors: dict[tuple[str, int], set[str]] = {}
@@ -511,20 +533,20 @@ class _Clusters:
         return any(self.find(n) == rb for n in self.apart.get(ra, ())) or \
             any(self.find(n) == ra for n in self.apart.get(rb, ()))
 
-    def add(self, node: tuple[str, int], anchor: str | None = None) -> None:
+    def add(self, node: tuple[str, int], anchors: Iterable[str] = ()) -> None:
         # A record's sets are created when it first has something to hold: most records of
         # a batch stay alone, and the empty sets were most of the cost.
         if node not in self.parent:
             self.parent[node] = node
             if node[0] == "e":
                 self.entities[node] = {node[1]}
-                anchor = anchor or self.entity_anchor(node[1])
-        if anchor:
+                anchors = anchors or self.entity_anchor(node[1])
+        if anchors:
             root = self.find(node)
             if root in self.anchors:
-                self.anchors[root].add(anchor)
+                self.anchors[root].update(anchors)
             else:
-                self.anchors[root] = {anchor}
+                self.anchors[root] = set(anchors)
 
     def held(self, root: tuple[str, int]) -> set[int]:
         """The existing entities in the cluster of ``root`` (a root from :meth:`find`)."""
@@ -550,7 +572,7 @@ class _Clusters:
             return False
         ents_a, ents_b = self.entities.get(ra), self.entities.get(rb)
         anch_a, anch_b = self.anchors.get(ra), self.anchors.get(rb)
-        if not bridge and ((ents_a and ents_b) or (anch_a and anch_b and not (anch_a & anch_b))):
+        if not bridge and ((ents_a and ents_b) or (anch_a and anch_b and _clash(anch_a, anch_b))):
             return False
         if rb < ra:
             ra, rb = rb, ra
@@ -566,6 +588,25 @@ class _Clusters:
 
 
 _NONE: set[int] = set()  # shared and never mutated: held() of a cluster without entities
+
+
+def _anchors(kind: Kind, r: Record | Profile) -> tuple[str, ...]:
+    """What a fuzzy union may not bridge: a strong key (a work email, a company domain) and
+    the words of a name's qualifier ("Spago (Las Vegas)" never joins "Spago (Los Angeles)",
+    not even through a plain "Spago")."""
+    strong = r.key if r.key and (kind == "accounts" or r.domain) else None
+    if not r.qualifier:
+        return (f"k:{strong}",) if strong else ()
+    words = tuple(f"q:{w}" for w in r.qualifier.split())
+    return (f"k:{strong}", *words) if strong else words
+
+
+def _clash(a: set[str], b: set[str]) -> bool:
+    """Anchors of one kind ("k:" strong keys, "q:" name-qualifier words) that the two sets
+    both have and share none of."""
+    kinds = {x[:2] for x in a} & {x[:2] for x in b}
+    return any(not {x for x in a if x.startswith(k)} & {x for x in b if x.startswith(k)}
+               for k in kinds)
 
 
 # ---------------------------------------------------------------- the planner
@@ -600,10 +641,9 @@ def resolve(kind: Kind, records: Iterable[Record], existing: Existing | None = N
     rank = source_rank or (lambda _source: 1_000)
     plan = Plan()
     recs = _direct_links(kind, sorted(records, key=Record.sort_key), existing, rank, plan)
-    def entity_anchor(entity_id: int) -> str | None:
+    def entity_anchor(entity_id: int) -> tuple[str, ...]:
         p = existing.profiles.get(entity_id)
-        strong = p is not None and p.key and (kind == "accounts" or p.domain)
-        return f"k:{p.key}" if strong and p is not None else None
+        return _anchors(kind, p) if p is not None else ()
 
     uf = _Clusters(entity_anchor)
     why: dict[int, _Why] = {}  # absent: "new" until a tier notes a rule
@@ -616,8 +656,7 @@ def resolve(kind: Kind, records: Iterable[Record], existing: Existing | None = N
             why[rid] = _Why(rule, score, dict(evidence or {}), strength)
 
     for r in recs:
-        strong = r.key if r.key and (kind == "accounts" or r.domain) else None
-        uf.add(("r", r.rid), f"k:{strong}" if strong else None)
+        uf.add(("r", r.rid), _anchors(kind, r))
     _steward(existing, {r.rid for r in recs}, uf, note)
 
     # Tier 1: stickiness, ids shared with existing entities or with other records.

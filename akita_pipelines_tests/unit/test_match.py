@@ -87,6 +87,9 @@ ACCOUNT_CASES = [
     ("two outlets of one name, told apart by their qualifiers",
      {"name": "Nordlicht (Hamburg)", "website": "nordlicht.de"},
      {"name": "Nordlicht (Berlin)", "website": "nordlicht.de"}, False),
+    ("one name, two listed numbers: two branches",
+     {"name": "Hard Rock Cafe", "phone": "310/276-7605"},
+     {"name": "Hard Rock Cafe", "phone": "212/489-6565"}, False),
     ("a short form alone is not enough",
      {"name": "Sam's Deli"}, {"name": "Sam's Delicatessen", "phone": "+1 415 555 0111"}, False),
 ]
@@ -293,3 +296,9 @@ def test_column_mapping_is_validated() -> None:
         parse_columns("colour=x", "accounts")
     with pytest.raises(ValueError, match="attribute=column"):
         parse_columns("name", "accounts")
+
+
+def test_a_plain_name_never_bridges_two_qualified_outlets() -> None:
+    rows = [{"name": "Spago (Las Vegas)"}, {"name": "Spago"}, {"name": "Spago (Los Angeles)"}]
+    groups = _groups("accounts", rows)
+    assert not any({0, 2} <= g for g in groups), groups
