@@ -103,7 +103,8 @@ def backfill(provider: str, integration_ids: tuple[str, ...], since: datetime | 
     """Re-read a provider's history for its integrations with a Dagster backfill.
 
     Each partition's run reads from the history start (``--since`` or the setting), in pages
-    checkpointed as they are staged; the committed cursor never moves backwards.
+    checkpointed as they are staged; the committed cursor never moves backwards. Exactly what
+    the UI's "Launch backfill" does (add the tag ``akita/since=YYYY-MM-DD`` there for a date).
     """
     from akita_pipelines.db import registry
     from akita_pipelines.db.engine import make_engine
@@ -125,11 +126,13 @@ def backfill(provider: str, integration_ids: tuple[str, ...], since: datetime | 
     if not asset_keys:
         raise ControlError(f"the webserver has no partitioned assets in group {provider!r}")
     day = since.date().isoformat() if since else None
+    # No run config: like a backfill launched from the UI, each run is recognised as a
+    # backfill by its dagster/backfill tag; the history start is a flat tag the UI can set too.
+    tags = {"akita/provider": provider, "akita/trigger": "backfill"}
+    if day:
+        tags["akita/since"] = day
     backfill_id = control.launch_backfill(
-        asset_keys=asset_keys, partition_keys=keys,
-        run_config=retrieve_run_config(provider, [k[-1] for k in asset_keys], full=True,
-                                       since=day),
-        tags={"akita/provider": provider, "akita/trigger": "backfill"},
+        asset_keys=asset_keys, partition_keys=keys, tags=tags,
         title=f"{provider} history" + (f" since {day}" if day else ""))
     click.echo(f"backfill {backfill_id}: {len(keys)} partitions x {len(asset_keys)} assets "
                f"{control.ui_url('/runs/b/' + backfill_id)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,3 +49,27 @@ def object_status(obj: ObjectRow, now: datetime) -> ObjectStatus:
     return ObjectStatus(obj.integration_id, obj.provider, obj.customer_id, obj.interaction_type,
                         obj.frequency_per_day, obj.last_synced_at, obj.next_due_at,
                         health(obj, now), obj.consecutive_failures, obj.last_error)
+
+
+#: The rule of :func:`health`'s ``late``, in words for the UI.
+LATE_RULE = ("late = due for longer than one whole period of its own sync frequency "
+             "(24 h / syncs per day), the rule of `akita status`")
+
+
+def late_since(obj: ObjectRow) -> datetime | None:
+    """When the object turns (or turned) late if it does not sync: one period after due."""
+    if obj.next_due_at is None:
+        return None
+    return obj.next_due_at + timedelta(days=1 / obj.frequency_per_day)
+
+
+def late_by_asset(objects: Iterable[ObjectRow],
+                  now: datetime) -> dict[tuple[str, str], list[ObjectRow]]:
+    """Late objects grouped by (provider, interaction type), most overdue first."""
+    found: dict[tuple[str, str], list[ObjectRow]] = {}
+    for obj in objects:
+        if health(obj, now) == "late":
+            found.setdefault((obj.provider, obj.interaction_type), []).append(obj)
+    for group in found.values():
+        group.sort(key=lambda o: o.next_due_at or now)
+    return found
