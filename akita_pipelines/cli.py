@@ -146,27 +146,59 @@ def integrations_list() -> None:
                                          "base_url"]))
 
 
+def json_object(text: str, where: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object; a message naming ``where`` (an option or a file)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{where}: invalid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise click.ClickException(f"{where}: expected a JSON object ({{...}}), "
+                                   f"got a {type(value).__name__}")
+    return value
+
+
 @integrations.command("add")
 @click.argument("integration_id")
 @click.option("--customer", required=True, help="Customer id (created if new).")
 @click.option("--customer-name", default=None)
 @click.option("--config", "config_json", default="{}", help="JSON, e.g. '{\"base_url\": ...}'")
-@click.option("--credentials-file", type=click.Path(path_type=Path, exists=True), required=True,
+@click.option("--credentials-file", required=True,
+              type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="JSON file with the credentials (kept out of shell history).")
 @click.option("--settings", "settings_json", default="{}", help="JSON layered-config overrides.")
+@click.option("--replace", is_flag=True,
+              help="Replace an integration registered under the same id (config, credentials "
+                   "and settings), e.g. to re-authorise it.")
 def integrations_add(integration_id: str, customer: str, customer_name: str | None,
-                     config_json: str, credentials_file: Path, settings_json: str) -> None:
+                     config_json: str, credentials_file: Path, settings_json: str,
+                     replace: bool) -> None:
     """Register INTEGRATION_ID (``<provider>.<slug>``) for a customer."""
     from akita_pipelines.core.types import Customer, Integration
-    from akita_pipelines.db.registry import get_customer
+    from akita_pipelines.db.registry import get_customer, get_integration
     from akita_pipelines.registry import add_customer, add_integration
 
+    config = json_object(config_json, "--config")
+    settings = json_object(settings_json, "--settings")
     try:
-        config, settings = json.loads(config_json), json.loads(settings_json)
-        credentials = json.loads(credentials_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"invalid JSON: {exc}") from None
+        text = credentials_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"--credentials-file {credentials_file}: cannot read it "
+                                   f"({type(exc).__name__})") from None
+    credentials = json_object(text, f"--credentials-file {credentials_file}")
     engine = _engine()
+    try:
+        with engine.connect() as conn:
+            existing = get_integration(conn, integration_id)
+    except AkitaError:
+        existing = None
+    if existing is not None and not replace:
+        raise click.ClickException(
+            f"{integration_id} is registered already (customer {existing.customer_id}); "
+            f"pass --replace to replace its config and credentials")
+    if existing is not None and existing.customer_id != customer:
+        raise click.ClickException(
+            f"{integration_id} belongs to customer {existing.customer_id}, not {customer}")
     try:
         with engine.connect() as conn:
             get_customer(conn, customer)
@@ -176,7 +208,7 @@ def integrations_add(integration_id: str, customer: str, customer_name: str | No
     add_integration(engine, Integration(id=integration_id, customer_id=customer,
                                         provider=provider, config=config, settings=settings),
                     credentials)
-    click.echo(f"registered {integration_id}")
+    click.echo(f"{'replaced' if existing else 'registered'} {integration_id}")
 
 
 def _set_state(integration_id: str, new_state: str) -> None:

@@ -12,6 +12,32 @@ import click
 OUTPUT_COLUMNS = ("entity_id", "match_rule", "match_score", "review_candidate")
 
 
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a CSV export; a clear error for a broken quote or a row whose
+    field count differs from the header's (a stray quote swallows the lines after it)."""
+    rows: list[dict[str, str]] = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle, strict=True)
+        try:
+            header = next(reader, [])
+            for values in reader:
+                line = reader.line_num
+                if not values:
+                    continue  # a blank line
+                if len(values) != len(header):
+                    raise click.ClickException(
+                        f"{path}: the row ending on line {line} has {len(values)} fields, "
+                        f"the header {len(header)} (a broken quote, or a comma inside an "
+                        f"unquoted value?)")
+                rows.append(dict(zip(header, values, strict=True)))
+        except csv.Error as exc:
+            raise click.ClickException(f"{path}: not a readable CSV at line {reader.line_num}: "
+                                       f"{exc} (an unclosed or stray quote?)") from None
+        except UnicodeDecodeError:
+            raise click.ClickException(f"{path}: not UTF-8 text") from None
+    return header, rows
+
+
 @click.command("match")
 @click.argument("kind", type=click.Choice(["accounts", "contacts"]))
 @click.option("--input", "input_path", required=True,
@@ -47,10 +73,15 @@ def match(kind: str, input_path: Path, output_path: Path | None, columns: str | 
         mapping = parse_columns(columns, typed_kind)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--columns") from None
-    with input_path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = list(reader.fieldnames or [])
-        rows = list(reader)
+    header, rows = read_csv(input_path)
+    if (typed_kind == "accounts" and "domain" in header and "website" not in mapping
+            and "website" not in header):
+        mapping["website"] = "domain"  # a bare domain is what the matcher reads of a website
+    unread = [c for c in header if c not in mapping.values()
+              and c not in ATTRIBUTES[typed_kind] and c not in OUTPUT_COLUMNS]
+    if unread:
+        click.echo(f"note: column(s) not read: {', '.join(unread)} (map them with --columns "
+                   f"ATTR=COLUMN; attributes: {', '.join(ATTRIBUTES[typed_kind])})", err=True)
     missing = sorted(c for c in mapping.values() if c not in header)
     if missing:
         raise click.ClickException(f"{input_path}: no column(s) {', '.join(missing)}; "
@@ -77,6 +108,9 @@ def match(kind: str, input_path: Path, output_path: Path | None, columns: str | 
     priority = [s.strip() for s in source_priority.split(",") if s.strip()]
     results = match_records(typed_kind, records, source_priority=priority)
     extra = [c for c in OUTPUT_COLUMNS if c not in header]
+    if not output_path.parent.is_dir():
+        raise click.BadParameter(f"folder {output_path.parent} does not exist",
+                                 param_hint="--output")
     with output_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=header + extra, extrasaction="ignore")
         writer.writeheader()

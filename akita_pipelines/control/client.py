@@ -200,6 +200,19 @@ def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in tags.items()]
 
 
+def check_url(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host; a clear error otherwise."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ControlError(f"--url {url!r} is not a webserver URL: give scheme, host and port, "
+                           f"e.g. {DEFAULT_URL}")
+    return url
+
+
 class DagsterControl:
     """Talks to one Dagster webserver.
 
@@ -214,7 +227,7 @@ class DagsterControl:
     def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 30.0,
                  session: requests.Session | None = None, location: str = LOCATION_NAME,
                  repository: str = REPOSITORY_NAME) -> None:
-        self.url = url.rstrip("/")
+        self.url = check_url(url).rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
         self.location = location
@@ -237,6 +250,9 @@ class DagsterControl:
         except requests.Timeout:
             raise ControlError(f"the Dagster webserver at {where} did not answer within "
                                f"{self.timeout:g} s") from None
+        except requests.RequestException as exc:
+            raise ControlError(f"cannot reach the Dagster webserver at {where}: "
+                               f"{type(exc).__name__}") from None
         if response.status_code != 200:
             raise ControlError(f"the Dagster webserver at {where} answered HTTP "
                                f"{response.status_code} to a GraphQL request")
