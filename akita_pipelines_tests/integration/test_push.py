@@ -1,0 +1,235 @@
+"""Push: emulator change → signed notification → receiver → object due → push sensor run.
+
+The receiver runs for real (uvicorn on an ephemeral port) where an emulator posts to it, and
+through Starlette's test client where a test crafts the request itself.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine, select
+
+from akita_pipelines.core.types import Customer, Integration
+from akita_pipelines.db import push
+from akita_pipelines.db.schema import interactions, push_due
+from akita_pipelines.db.state import get_object
+from akita_pipelines.push.app import create_app
+from akita_pipelines.push.subscribe import subscribe_sandbox
+from akita_pipelines.registry import add_customer, add_integration
+from akita_pipelines.sandbox.server import Sandbox, start_sandbox
+from akita_pipelines.sandbox.stripe import stripe_signature
+from akita_pipelines.sync.service import sync_object
+
+PUSHING = ["hubspot", "intercom", "stripe", "zendesk"]
+
+
+def _register(engine: Engine, sandbox: Sandbox, providers: list[str]) -> None:
+    add_customer(engine, Customer(id="acme", name="Acme"))
+    for provider in providers:
+        info = dict(sandbox.urls[provider])
+        add_integration(engine, Integration(
+            id=f"{provider}.acme", customer_id="acme", provider=provider,
+            config={"base_url": info.pop("base_url")}), info)
+
+
+class Receiver:
+    """The receiver served by uvicorn in a thread, on an ephemeral port."""
+
+    def __init__(self, engine: Engine, max_body: int = 1024 * 1024) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(create_app(engine, max_body=max_body), log_level="warning",
+                                access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run,
+                                       kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.05)
+
+
+def _pushed(engine: Engine) -> dict[str, int]:
+    """integration/type → notifications counted on its push_due row."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(push_due.c.integration_object_id,
+                                   push_due.c.notifications)).all()
+        objects = {o.obj.id: o.obj for o in push.pushed_objects(conn, limit=1000)}
+    return {f"{objects[r[0]].integration_id}/{objects[r[0]].interaction_type}": r[1]
+            for r in rows if r[0] in objects}
+
+
+@pytest.fixture
+def stack(engine: Engine) -> Iterator[tuple[Engine, Sandbox, Receiver]]:
+    with start_sandbox(seed=11, providers=PUSHING) as sandbox, Receiver(engine) as receiver:
+        _register(engine, sandbox, PUSHING)
+        yield engine, sandbox, receiver
+
+
+def test_an_emulator_change_makes_its_object_due_through_a_signed_notification(
+        stack: tuple[Engine, Sandbox, Receiver]) -> None:
+    engine, sandbox, receiver = stack
+    done = subscribe_sandbox(engine, receiver.url)
+    assert sorted(d.integration_id for d in done) == [f"{p}.acme" for p in PUSHING]
+    assert subscribe_sandbox(engine, receiver.url) == []  # subscribed once
+    with engine.connect() as conn:
+        subs = push.list_subscriptions(conn)
+    assert all(s.secret not in repr(s) for s in subs)
+
+    sandbox.emulators["hubspot"].touch("contacts", 3)
+    sandbox.emulators["stripe"].touch("customers", 1)
+    sandbox.emulators["zendesk"].touch("tickets", 2)
+    sandbox.emulators["intercom"].touch("companies", 1)
+    expected = {"hubspot.acme/contacts", "stripe.acme/accounts", "zendesk.acme/tickets",
+                "intercom.acme/accounts"}
+    _wait_for(lambda: expected <= set(_pushed(engine)), "every change notified")
+    pushed = _pushed(engine)
+    assert pushed["hubspot.acme/contacts"] == 3  # three notifications, one row
+    assert set(pushed) == expected
+    with engine.connect() as conn:
+        counts = push.counts(conn)
+        obj = get_object(conn, "zendesk.acme", "tickets")
+    assert obj is not None and obj.next_due_at is not None
+    assert counts[("hubspot", "hubspot.acme", "accepted")] == 3
+    assert not any(o in ("bad_signature", "stale") for (_, _, o) in counts)
+
+
+def test_duplicates_out_of_order_forged_and_replayed_deliveries_trigger_once(
+        stack: tuple[Engine, Sandbox, Receiver]) -> None:
+    engine, sandbox, receiver = stack
+    subscribe_sandbox(engine, receiver.url)
+    stripe = sandbox.emulators["stripe"]
+    outbox = stripe.webhooks
+    for fault in ("duplicate", "out_of_order", "forged"):
+        outbox.inject(fault)
+    stripe.touch("customers", 1)
+    stripe.touch("invoices", 1)
+    stripe.touch("subscriptions", 1)
+    _wait_for(lambda: outbox.stats["requests"] >= 5, "five requests sent")
+    outbox.inject("replay")
+    stripe.touch("customers", 1)
+    _wait_for(lambda: outbox.stats["replayed"] == 1, "a request replayed")
+    _wait_for(lambda: outbox.stats["requests"] >= 7, "the replay sent")
+    with engine.connect() as conn:
+        counts = push.counts(conn)
+    assert counts[("stripe", "stripe.acme", "accepted")] == 4  # four changes
+    assert counts[("stripe", "stripe.acme", "duplicate")] == 2  # the duplicate and the replay
+    assert counts[("stripe", "stripe.acme", "bad_signature")] == 1  # the forged one
+    pushed = _pushed(engine)
+    assert pushed == {"stripe.acme/accounts": 2, "stripe.acme/invoices": 1,
+                      "stripe.acme/subscriptions": 1}
+
+
+def test_receiver_down_loses_nothing_polling_still_syncs(engine: Engine) -> None:
+    with start_sandbox(seed=11, providers=["stripe"]) as sandbox:
+        _register(engine, sandbox, ["stripe"])
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{dead.getsockname()[1]}"
+        dead.close()  # nothing listens there
+        subscribe_sandbox(engine, url, retry_scale=0.0001)
+        sync_object(engine, "stripe.acme", "accounts")
+        stripe = sandbox.emulators["stripe"]
+        changed = stripe.touch("customers", 1)
+        _wait_for(lambda: stripe.webhooks.stats["gave_up"] >= 1, "the retries given up")
+        assert stripe.webhooks.stats["retried"] == 3  # Stripe's test-mode schedule
+        assert _pushed(engine) == {}
+        result = sync_object(engine, "stripe.acme", "accounts")  # the polling run
+        assert result.retrieved.records_fetched >= 1
+        with engine.connect() as conn:
+            stored = {r.external_id: r.source_updated_at for r in conn.execute(
+                select(interactions.c.external_id, interactions.c.source_updated_at)
+                .where(interactions.c.integration_id == "stripe.acme"))}
+        assert set(changed) <= set(stored)
+        assert stored[changed[0]] is not None
+
+
+def test_receiver_refuses_what_is_not_an_authentic_fresh_notification(engine: Engine) -> None:
+    add_customer(engine, Customer(id="acme", name="Acme"))
+    add_integration(engine, Integration(id="stripe.acme", customer_id="acme",
+                                        provider="stripe",
+                                        config={"base_url": "http://127.0.0.1:9"}),
+                    {"api_key": "sk_test"})
+    now = datetime.now(UTC).replace(microsecond=0)
+    with engine.begin() as conn:
+        sub = push.create_subscription(conn, "stripe.acme", secret="whsec_abc",
+                                       account_ref="acct_1", now=now)
+    with Receiver(engine, max_body=64 * 1024) as receiver, \
+            httpx.Client(base_url=receiver.url) as client:
+        _refusals(engine, client, f"/webhooks/stripe/{sub.path_token}", now)
+
+
+def _refusals(engine: Engine, client: httpx.Client, url: str, now: datetime) -> None:
+
+    def event(event_id: str, kind: str = "customer.updated") -> bytes:
+        return json.dumps({"id": event_id, "object": "event", "type": kind,
+                           "account": "acct_1"}).encode()
+
+    body = event("evt_1")
+    signed = stripe_signature("whsec_abc", url, body, now)
+    assert client.post(url, content=body, headers=signed).status_code == 200
+    assert client.post(url, content=body, headers=signed).status_code == 200  # duplicate
+    forged = stripe_signature("whsec_other", url, event("evt_2"), now)
+    assert client.post(url, content=event("evt_2"), headers=forged).status_code == 401
+    stale = stripe_signature("whsec_abc", url, event("evt_3"), now - timedelta(minutes=10))
+    assert client.post(url, content=event("evt_3"), headers=stale).status_code == 401
+    tampered = event("evt_1", "invoice.paid")
+    assert client.post(url, content=tampered, headers=signed).status_code == 401
+    assert client.post(url[:-3] + "xyz", content=body, headers=signed).status_code == 404
+    assert client.post("/webhooks/nosuch/abc", content=body).status_code == 404
+    huge = b"{" + b" " * (70 * 1024) + b"}"
+    assert client.post(url, content=huge, headers=stripe_signature(
+        "whsec_abc", url, huge, now)).status_code == 413
+    # The shared endpoint finds the integration by Stripe's account id.
+    other = event("evt_4", "invoice.created")
+    answer = client.post("/webhooks/stripe", content=other,
+                         headers=stripe_signature("whsec_abc", url, other, now))
+    assert answer.status_code == 200
+    assert client.post("/webhooks/stripe", content=event("evt_5").replace(b"acct_1", b"acct_9"),
+                       headers=signed).status_code == 404
+    with engine.connect() as conn:
+        counts = push.counts(conn)
+    assert counts == {
+        ("stripe", "stripe.acme", "accepted"): 2, ("stripe", "stripe.acme", "duplicate"): 1,
+        ("stripe", "stripe.acme", "bad_signature"): 2, ("stripe", "stripe.acme", "stale"): 1,
+        ("stripe", "", "unknown"): 2, ("stripe", "", "oversized"): 1}
+    # Only the authentic events made objects due, one row each.
+    assert _pushed(engine) == {"stripe.acme/accounts": 1, "stripe.acme/invoices": 1}
+    assert "whsec_abc" not in json.dumps([list(k) for k in counts])
+
+
+def test_intercom_lists_contacts_for_its_official_client() -> None:
+    from intercom import Intercom
+
+    with start_sandbox(seed=11, providers=["intercom"]) as sandbox:
+        info = sandbox.urls["intercom"]
+        client = Intercom(token=info["access_token"], base_url=info["base_url"])
+        listed = [c.id for c in client.contacts.list(per_page=40)]
+        expected = [c["id"] for c in sandbox.emulators["intercom"].records("contacts")]
+        assert listed == expected
+        assert len(listed) > 40  # more than one page
