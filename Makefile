@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 export AKITA_HOME ?= $(CURDIR)/.akita
 export DAGSTER_HOME ?= $(AKITA_HOME)/dagster_home
 SANDBOX_PORT ?= 8701
+PUSH_PORT ?= 8710
 
 .PHONY: install system-deps run test lint typecheck unit bench clean
 
@@ -39,9 +40,12 @@ run: install
 	$(BIN)/akita db upgrade
 	@echo "starting the provider emulators on 127.0.0.1:$(SANDBOX_PORT)+"
 	$(BIN)/akita sandbox serve --base-port $(SANDBOX_PORT) --urls-file $(AKITA_HOME)/sandbox.json & \
-	  sandbox=$$!; trap "kill $$sandbox 2>/dev/null" EXIT INT TERM; \
+	  sandbox=$$!; \
+	  $(BIN)/akita push serve --port $(PUSH_PORT) & \
+	  receiver=$$!; trap "kill $$sandbox $$receiver 2>/dev/null" EXIT INT TERM; \
 	  for i in $$(seq 50); do [ -s $(AKITA_HOME)/sandbox.json ] && break; sleep 0.2; done; \
 	  $(BIN)/akita seed demo --urls-file $(AKITA_HOME)/sandbox.json && \
+	  $(BIN)/akita push subscribe-sandbox --receiver-url http://127.0.0.1:$(PUSH_PORT) && \
 	  echo "Dagster UI: http://127.0.0.1:3000 (the scheduler sensor launches runs within a minute)" && \
 	  $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 

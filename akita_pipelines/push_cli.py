@@ -70,7 +70,9 @@ def push_subscribe_sandbox(receiver_url: str, retry_scale: float) -> None:
     """Subscribe the demo integrations to their emulators' webhooks."""
     from akita_pipelines.push.subscribe import subscribe_sandbox
 
-    for done in subscribe_sandbox(_engine(), receiver_url, retry_scale=retry_scale):
+    # The emulators just started: they know no subscription, so the old ones are replaced.
+    for done in subscribe_sandbox(_engine(), receiver_url, retry_scale=retry_scale,
+                                  replace=True):
         click.echo(f"{done.integration_id:28s} subscription {done.subscription_id}")
 
 

@@ -27,7 +27,7 @@ class Subscribed:
 
 
 def subscribe_sandbox(engine: Engine, receiver_url: str, *, retry_scale: float = 1.0,
-                      timeout: float = 10.0) -> list[Subscribed]:
+                      timeout: float = 10.0, replace: bool = False) -> list[Subscribed]:
     """Subscribe every integration of a pushing provider that has no subscription yet to its
     emulator (``<base_url>/__sandbox/webhooks``), as a customer would configure the real one.
 
@@ -36,11 +36,20 @@ def subscribe_sandbox(engine: Engine, receiver_url: str, *, retry_scale: float =
         receiver_url: The receiver's base URL, as the emulators reach it.
         retry_scale: Shortens the providers' retry delays (1.0: as documented).
         timeout: Seconds to wait for an emulator.
+        replace: Drop the integrations' subscriptions first (freshly started emulators
+            know none).
     """
     done = []
     with engine.connect() as conn:
         integrations = [i for p in PUSH_PROVIDERS for i in registry.list_integrations(conn, p)]
         have = {s.integration_id for s in push.list_subscriptions(conn)}
+    if replace:
+        wanted = {i.id for i in integrations if i.config.get("base_url")}
+        with engine.begin() as conn:
+            for sub in push.list_subscriptions(conn):
+                if sub.integration_id in wanted:
+                    push.delete_subscription(conn, sub.id)
+        have -= wanted
     for integration in integrations:
         base_url = integration.config.get("base_url")
         if integration.id in have or not base_url:

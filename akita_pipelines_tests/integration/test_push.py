@@ -114,7 +114,8 @@ def test_an_emulator_change_makes_its_object_due_through_a_signed_notification(
     with engine.connect() as conn:
         counts = push.counts(conn)
         obj = get_object(conn, "zendesk.acme", "tickets")
-    assert obj is not None and obj.next_due_at is not None
+    assert obj is not None
+    assert obj.next_due_at is not None
     assert counts[("hubspot", "hubspot.acme", "accepted")] == 3
     assert not any(o in ("bad_signature", "stale") for (_, _, o) in counts)
 
