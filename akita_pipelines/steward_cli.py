@@ -66,10 +66,11 @@ def rematch(customer_id: str | None, dry_run: bool, as_json: bool) -> None:
                f"{report.reviews} open review(s)")
     shown = report.moves[:20]
     if shown:
-        click.echo(_table([[m.kind, m.interaction_id, m.rule or "unlinked",
-                            _ids(m.before), _ids(m.after)] for m in shown],
-                          ["kind", "record", "rule now", "grouped with before",
-                           "grouped with now"]))
+        click.echo(_table([[m.kind, f"{m.interaction_id} ({m.interaction_type})",
+                            m.rule or "unlinked", _ids(m.before), _ids(m.after)]
+                           for m in shown],
+                          ["entity", "record", "rule now", "its entity before",
+                           "its entity now"]))
         if len(report.moves) > len(shown):
             click.echo(f"… and {len(report.moves) - len(shown)} more (--json lists all)")
 

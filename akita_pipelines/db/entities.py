@@ -363,11 +363,38 @@ def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, exist
                   for contact_id, account in sorted(plan.contact_accounts.items())
                   if isinstance(account, int)]
         if params:
+            without = [i for (i,) in conn.execute(select(contacts.c.id).where(
+                among(conn, contacts.c.id, [p["_id"] for p in params]),
+                contacts.c.account_id.is_(None)))]
             conn.execute(update(contacts).where(contacts.c.id == bindparam("_id"),
                                                 contacts.c.account_id.is_(None))
                          .values(account_id=bindparam("_account"), updated_at=bindparam("_now")),
                          params)
+            if without:
+                _link_to_new_accounts(conn, customer_id, without, now)
     return new_ids
+
+
+def _link_to_new_accounts(conn: Connection, customer_id: str, contact_ids: Sequence[int],
+                          now: datetime) -> None:
+    """Deals, tickets and tasks linked to contacts that had no account when they arrived
+    take the account the contacts have now (``contact_account``), as a re-match links them:
+    without this the links depend on which integration synced first."""
+    has_account = select(account_links.c.interaction_id).where(
+        account_links.c.interaction_id == contact_links.c.interaction_id).exists()
+    rows = conn.execute(
+        select(contact_links.c.interaction_id, contacts.c.account_id)
+        .join(contacts, contacts.c.id == contact_links.c.contact_id)
+        .join(interactions, interactions.c.id == contact_links.c.interaction_id)
+        .where(among(conn, contact_links.c.contact_id, contact_ids),
+               contacts.c.account_id.is_not(None),
+               interactions.c.interaction_type.not_in(("accounts", "contacts")),
+               ~has_account)).all()
+    if rows:
+        conn.execute(account_links.insert(), [
+            {"interaction_id": i, "account_id": a, "customer_id": customer_id,
+             "rule": "contact_account", "score": 1.0, "evidence": {}, "linked_at": now}
+            for i, a in rows])
 
 
 MATCH_KEY = ["customer_id", "kind", "key", "entity_id"]

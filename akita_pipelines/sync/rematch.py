@@ -37,13 +37,16 @@ class Move:
 
     kind: str  # accounts | contacts (the link table: a deal linked to an account is "accounts")
     interaction_id: int
-    before: tuple[int, ...]  # the records its entity held before (itself included)
+    interaction_type: str  # accounts, contacts, deals, tickets, …
+    #: the records of its entity's own kind before (empty: not linked)
+    before: tuple[int, ...]
     after: tuple[int, ...]
     rule: str | None  # the rule of its link now (None: no longer linked)
 
     def as_json(self) -> dict[str, object]:
         return {"kind": self.kind, "interaction_id": self.interaction_id,
-                "before": list(self.before), "after": list(self.after), "rule": self.rule}
+                "interaction_type": self.interaction_type, "before": list(self.before),
+                "after": list(self.after), "rule": self.rule}
 
 
 @dataclass(frozen=True)
@@ -117,33 +120,42 @@ def rematch_customer(conn: Connection, customer_id: str, batch_size: int = 5000)
     return result.linked
 
 
-_Groups = tuple[dict[tuple[str, int], frozenset[int]], dict[tuple[str, int], str]]
+#: (link table, interaction) → (the entity's own records, the link's rule, interaction type)
+_Groups = dict[tuple[str, int], tuple[frozenset[int], str, str]]
 
 
 def _groups(conn: Connection, customer_id: str) -> _Groups:
-    """Each linked interaction → the interactions sharing its entity (ids change on a re-match;
-    the grouping is what a user sees move), and its link's rule."""
-    out: dict[tuple[str, int], frozenset[int]] = {}
-    rules: dict[tuple[str, int], str] = {}
+    """Each linked interaction → the records of its entity's own kind (an Account is the
+    account records it groups; ids change on a re-match, the grouping is what a user sees
+    move), its link's rule and its type. A deal newly linked moves itself, not its account."""
+    out: _Groups = {}
     for name, table, column in (("accounts", account_links, "account_id"),
                                 ("contacts", contact_links, "contact_id")):
+        rows = conn.execute(
+            select(table.c.interaction_id, table.c[column], table.c.rule,
+                   interactions.c.interaction_type)
+            .join(interactions, interactions.c.id == table.c.interaction_id)
+            .where(table.c.customer_id == customer_id)).all()
         members: dict[int, set[int]] = defaultdict(set)
-        for interaction_id, entity_id, rule in conn.execute(
-                select(table.c.interaction_id, table.c[column], table.c.rule)
-                .where(table.c.customer_id == customer_id)):
-            members[entity_id].add(interaction_id)
-            rules[(name, interaction_id)] = rule
-        for group in members.values():
-            frozen = frozenset(group)
-            out.update({(name, i): frozen for i in group})
-    return out, rules
+        for interaction_id, entity_id, _rule, interaction_type in rows:
+            if interaction_type == name:
+                members[entity_id].add(interaction_id)
+        frozen = {entity_id: frozenset(group) for entity_id, group in members.items()}
+        for interaction_id, entity_id, rule, interaction_type in rows:
+            out[(name, interaction_id)] = (frozen.get(entity_id, frozenset()), rule,
+                                           interaction_type)
+    return out
 
 
-def _moves(old: _Groups, new: _Groups) -> list[Move]:
-    before, after = old[0], new[0]
-    return [Move(key[0], key[1], tuple(sorted(before.get(key, ()))),
-                 tuple(sorted(after.get(key, ()))), new[1].get(key))
-            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+def _moves(before: _Groups, after: _Groups) -> list[Move]:
+    moves = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if (old and old[0]) != (new and new[0]):
+            moves.append(Move(key[0], key[1], (new or old or ("", "", ""))[2],
+                              tuple(sorted(old[0])) if old else (),
+                              tuple(sorted(new[0])) if new else (), new[1] if new else None))
+    return moves
 
 
 def rematch(engine: Engine, *, customer_id: str | None = None,
