@@ -20,9 +20,25 @@ def default_database_url() -> str:
     url = os.environ.get("AKITA_DATABASE_URL")
     if url:
         return url
-    home = akita_home()
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'akita.db'}"
+    return f"sqlite:///{akita_home() / 'akita.db'}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    path = path.split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return Path(path)
+
+
+def database_exists(url: str) -> bool:
+    """Whether connecting would find a database rather than create one (SQLite creates its
+    file on connect: code that only reads, like loading definitions, asks first)."""
+    path = sqlite_path(url)
+    return path is None or path.exists()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -52,6 +68,9 @@ def make_engine(url: str | None = None) -> Engine:
         # SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3; we ship psycopg2.
         url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

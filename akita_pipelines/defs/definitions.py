@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.db import registry
+from akita_pipelines.db.engine import database_exists
 from akita_pipelines.defs.assets import build_provider_assets
 from akita_pipelines.defs.matched import CHECKS, build_matched_assets
 from akita_pipelines.defs.push_sensor import build_push_sensor
@@ -37,8 +38,11 @@ def registered_custom_types(database: AkitaDatabase,
 
     Read when the code location loads: after registering a custom type, reload the code
     location (the UI's "Reload" button) to see its asset. A database that does not exist yet
-    simply has none.
+    simply has none, and loading definitions never creates it (nor anything else).
     """
+    if not database_exists(database.database_url()):
+        log.info("no custom interaction types loaded: no Akita database yet")
+        return {}
     try:
         with database.engine().connect() as conn:
             types = registry.registered_types(conn, providers)

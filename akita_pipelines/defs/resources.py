@@ -17,5 +17,8 @@ class AkitaDatabase(ConfigurableResource):  # type: ignore[type-arg]
 
     url: str | None = Field(default=None, description="SQLAlchemy URL; empty = environment")
 
+    def database_url(self) -> str:
+        return self.url or default_database_url()
+
     def engine(self) -> Engine:
-        return cached_engine(self.url or default_database_url())
+        return cached_engine(self.database_url())
