@@ -87,6 +87,7 @@ def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
                 job_name=job_name(run.provider),
                 partition_key=run.integration_id,
                 asset_selection=[asset_key(run.provider, t) for t in run.types],
+                asset_check_keys=[],  # on_time checks are the staleness sensor's
                 tags={"akita/customer": run.customer_id, "akita/provider": run.provider,
                       "akita/integration": run.integration_id, TRIGGER_TAG: "sensor",
                       "akita/types": ",".join(run.types)},
