@@ -86,6 +86,15 @@ def record(conn: Connection, *, customer_id: str, kind: str, action: str, link: 
     return ids
 
 
+def in_force(conn: Connection, decision_id: int | None) -> bool:
+    """Whether a decision exists and no later one lifted it."""
+    if decision_id is None:
+        return False
+    return conn.execute(select(match_decisions.c.id).where(
+        match_decisions.c.id == decision_id, match_decisions.c.revoked_at.is_(None))
+    ).first() is not None
+
+
 def revoke(conn: Connection, decision_ids: Sequence[int], *, by: int | None,
            now: datetime) -> int:
     """Lift decisions (a later one contradicts them); returns how many."""

@@ -68,13 +68,17 @@ def _records(conn: Connection, kind: Kind, entity_id: int) -> list[int]:
     return found
 
 
-def _rematch_records(conn: Connection, customer_id: str, interaction_ids: Iterable[int]) -> None:
-    """Re-match some stored records now, in the caller's transaction (decisions included)."""
+def _rematch_records(conn: Connection, customer_id: str, interaction_ids: Iterable[int],
+                     first: int | None = None) -> None:
+    """Re-match some stored records now, in the caller's transaction (decisions included);
+    the batch holding ``first`` goes first (a part that must leave its entity leaves it
+    before the records pinned to it are matched)."""
     by_source: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for row in decisions.interaction_rows(conn, set(interaction_ids)):
         by_source[(row["integration_id"], row["interaction_type"])].append(row)
     now = utcnow()
-    for (integration_id, interaction_type), rows in sorted(by_source.items()):
+    for (integration_id, interaction_type), rows in sorted(
+            by_source.items(), key=lambda kv: (all(r["id"] != first for r in kv[1]), kv[0])):
         process_batch(conn, customer_id=customer_id, integration_id=integration_id,
                       records=[typed_record(r) for r in rows], now=now,
                       result=ProcessResult(integration_id, interaction_type))
@@ -148,7 +152,8 @@ def accept_review(engine: Engine, review_id: int, *, actor: str,
                               interaction_id=record, other_interaction_id=anchor,
                               decision_id=ids[0], reason=reason,
                               details={"review": review_id, "rule": review["rule"],
-                                       "score": review["score"], "candidate": candidate})
+                                       "score": review["score"], "candidate": candidate,
+                                       "parts": [sorted(mine), theirs]})
     return Outcome(f"review {review_id} accepted: record {record} is {kind[:-1]} {after} "
                    f"(was {before}, candidate {candidate})", kind, after, tuple(ids))
 
@@ -223,7 +228,7 @@ def merge(engine: Engine, kind: str, first: int, second: int, *, actor: str,
                               else a, interaction_id=left[0], other_interaction_id=right[0],
                               decision_id=ids[0], reason=reason,
                               details={"merged": [a, b], "records": len(left) + len(right),
-                                       "reviews_settled": settled})
+                                       "reviews_settled": settled, "parts": [left, right]})
     return Outcome(f"{k} {a} and {b} merged into {survivor} "
                    f"({len(left) + len(right)} records)", k, survivor, tuple(ids))
 
@@ -237,6 +242,7 @@ def unmerge(engine: Engine, kind: str, entity_id: int, *, record: int | None = N
         live, customer_id = _live(conn, k, entity_id)
         held = _records(conn, k, live)
         now = utcnow()
+        last = None
         if record is not None:
             if record not in held:
                 raise StewardError(f"record {record} is not in {k[:-1]} {live}")
@@ -246,23 +252,33 @@ def unmerge(engine: Engine, kind: str, entity_id: int, *, record: int | None = N
             parts: list[list[int]] = [[record], rest]
             action, what = "detach", f"record {record} detached from {k[:-1]} {live}"
         else:
+            action = "unmerge"
             last = decisions.latest_merge(conn, k, live)
-            if last is None:
+            steward_parts = _steward_merge_parts(conn, customer_id, k, held)
+            if last is not None:
+                from akita_pipelines.db.entities import unmerge as undo_merge
+
+                undo_merge(conn, int(last["id"]), now)
+                parts = [_records(conn, k, live), decisions.members(conn, k,
+                                                                     int(last["absorbed_id"]))]
+                if not parts[1]:
+                    raise StewardError(f"{k[:-1]} {last['absorbed_id']} came back without "
+                                       "records")
+                what = f"{k[:-1]} {live} split: {last['absorbed_id']} is separate again"
+            elif steward_parts is not None:
+                # A re-match rebuilt the entities since (merge rows go with them): the parts
+                # the steward's merge joined are in its history.
+                parts = steward_parts
+                what = f"{k[:-1]} {live} split back into the parts a steward's merge joined"
+            else:
                 raise StewardError(f"{k[:-1]} {live} has no merge to undo "
                                    f"(detach a record with --record)")
-            from akita_pipelines.db.entities import unmerge as undo_merge
-
-            undo_merge(conn, int(last["id"]), now)
-            parts = [_records(conn, k, live), decisions.members(conn, k,
-                                                                 int(last["absorbed_id"]))]
-            if not parts[1]:
-                raise StewardError(f"{k[:-1]} {last['absorbed_id']} came back without records")
-            action = "unmerge"
-            what = f"{k[:-1]} {live} split: {last['absorbed_id']} is separate again"
         ids = _pin_parts(conn, customer_id=customer_id, kind=k, action=action, parts=parts,
                          actor=actor, reason=reason)
-        if action == "detach":
-            _rematch_records(conn, customer_id, [record] if record is not None else [])
+        if action == "detach" or last is None:
+            # The matcher moves the leaving part out, obeying the decisions just stored.
+            leaving = parts[0] if action == "detach" else parts[1]
+            _rematch_records(conn, customer_id, held, first=leaving[0])
         other = _entity_of(conn, k, parts[0][0])
         decisions.add_history(conn, customer_id=customer_id, kind=k, action=action, actor=actor,
                               now=now, entity_id=live, other_entity_id=other,
@@ -271,6 +287,21 @@ def unmerge(engine: Engine, kind: str, entity_id: int, *, record: int | None = N
                               details={"parts": [len(p) for p in parts]})
     return Outcome(f"{what} ({' + '.join(str(len(p)) for p in parts)} records)", k,
                    other, tuple(ids))
+
+
+def _steward_merge_parts(conn: Connection, customer_id: str, kind: Kind,
+                         held: list[int]) -> list[list[int]] | None:
+    """The parts of the newest steward merge (or accept) still in force in an entity."""
+    members = set(held)
+    for row in reversed(decisions.history(conn, customer_id, kind, held)):
+        recorded = (row["details"] or {}).get("parts")
+        if row["action"] not in ("merge", "accept") or not recorded or \
+                not decisions.in_force(conn, row["decision_id"]):
+            continue
+        parts = [[i for i in part if i in members] for part in recorded]
+        if all(parts):
+            return parts
+    return None
 
 
 def history(engine: Engine, kind: str, entity_id: int) -> list[dict[str, Any]]:

@@ -143,17 +143,25 @@ def test_merged_entities_stay_merged_and_unmerge_splits_them_for_good(engine: En
     merged = frozenset({"001A", "cus_A", "001V"})
     _survives(engine, merged, together=True)
     assert "merge" in _actions(engine, "001V")
-    # A re-match rebuilt the entities: split the merge the steward's decision made again.
+    # The re-match rebuilt the entities (merge rows go with them): the steward's history
+    # still knows the parts.
+    steward.unmerge(engine, "accounts", _entity(engine, "001V"), actor="sam",
+                    reason="not the same after all")
+    groups = _groups(engine)
+    assert {frozenset({"001A", "cus_A"}), frozenset({"001V"})} <= groups
+    _survives(engine, frozenset({"001A", "001V"}), together=False)
+    _survives(engine, frozenset({"001A", "cus_A"}), together=True)
+    # A merge undone before any re-match: the merge row restores the absorbed entity.
     steward.merge(engine, "accounts", _entity(engine, "001A"), _entity(engine, "001W"),
                   actor="sam")
+    assert frozenset({"001A", "cus_A", "001W"}) in _groups(engine)
     steward.unmerge(engine, "accounts", _entity(engine, "001W"), actor="sam",
                     reason="Wayne is not Acme")
-    groups = _groups(engine)
-    assert merged in groups
-    assert frozenset({"001W"}) in groups
+    assert {frozenset({"001A", "cus_A"}), frozenset({"001W"})} <= _groups(engine)
     _survives(engine, frozenset({"001A", "001W"}), together=False)
-    _survives(engine, merged, together=True)
     assert _actions(engine, "001W")[-1] == "unmerge"
+    with pytest.raises(steward.StewardError, match="no merge to undo"):
+        steward.unmerge(engine, "accounts", _entity(engine, "001W"), actor="sam")
 
 
 def test_a_detached_record_stays_apart(engine: Engine) -> None:
