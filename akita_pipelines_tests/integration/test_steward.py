@@ -247,3 +247,44 @@ def test_rematch_dry_run_reports_what_would_move_and_writes_nothing(
     assert "moved 2" in text.output
     assert frozenset({"001V", "cus_G"}) in _groups(engine)
     assert "moved 0" in runner.invoke(main, ["rematch"]).output
+
+
+CONTACTS = {
+    "salesforce.acme": [TypedRecord("contacts", "003J", T0, first_name="Jane", last_name="Doe",
+                                    email="jane@acme.com")],
+    # The same mailbox, another person's name: the review band.
+    "stripe.acme": [TypedRecord("contacts", "cus_J", T0, first_name="Joan", last_name="Dole",
+                                email="jane@acme.com")],
+}
+
+
+def _sync_contacts(engine: Engine) -> None:
+    for integration, records in CONTACTS.items():
+        with engine.begin() as conn:
+            process_batch(conn, customer_id="acme", integration_id=integration,
+                          records=records, now=utcnow(),
+                          result=ProcessResult(integration, "contacts"))
+
+
+@pytest.mark.parametrize("decision", ["accept", "reject"])
+def test_contact_reviews_are_remembered(engine: Engine, decision: str) -> None:
+    _setup(engine)
+    _sync_contacts(engine)
+    with engine.connect() as conn:
+        assert decisions.open_review_counts(conn) == {("acme", "accounts"): 1,
+                                                      ("acme", "contacts"): 1}
+    review = next(r for r in steward.review_rows(engine) if r["kind"] == "contacts")
+    act = steward.accept_review if decision == "accept" else steward.reject_review
+    act(engine, review["id"], actor="sam")
+    jane, joan = _record(engine, "003J"), _record(engine, "cus_J")
+    for step in ("sync", "rematch", "sync again"):
+        if step == "rematch":
+            assert rematch(engine).moved == 0
+        else:
+            _sync(engine)
+            _sync_contacts(engine)
+        with engine.connect() as conn:
+            links = decisions.links_of(conn, "contacts", [jane, joan])
+            same = links[jane]["entity_id"] == links[joan]["entity_id"]
+            assert same is (decision == "accept"), step
+            assert ("acme", "contacts") not in decisions.open_review_counts(conn)
