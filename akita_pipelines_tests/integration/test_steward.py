@@ -288,3 +288,30 @@ def test_contact_reviews_are_remembered(engine: Engine, decision: str) -> None:
             same = links[jane]["entity_id"] == links[joan]["entity_id"]
             assert same is (decision == "accept"), step
             assert ("acme", "contacts") not in decisions.open_review_counts(conn)
+
+
+def test_an_automatic_merge_is_in_the_history(engine: Engine) -> None:
+    _setup(engine)
+    with engine.begin() as conn:
+        save_integration(conn, Integration(id="zendesk.acme", customer_id="acme",
+                                           provider="zendesk", config={"base_url": "http://x"}),
+                         {}, utcnow())
+    batches = [
+        ("salesforce.acme", TypedRecord("accounts", "001000000000009AAA", T0, name="Initech")),
+        ("stripe.acme", TypedRecord("accounts", "cus_I", T0, name="Initech Europe",
+                                    website="initech.eu")),
+        # Both the domain and the Salesforce id: it bridges the two Accounts.
+        ("zendesk.acme", TypedRecord("accounts", "org_I", T0, name="Initech Europe",
+                                     website="initech.eu",
+                                     fields={"salesforce_account_id": "001000000000009"})),
+    ]
+    for integration, record in batches:
+        with engine.begin() as conn:
+            process_batch(conn, customer_id="acme", integration_id=integration,
+                          records=[record], now=utcnow(),
+                          result=ProcessResult(integration, "accounts"))
+    assert frozenset({"001000000000009AAA", "cus_I", "org_I"}) in _groups(engine)
+    rows = steward.history(engine, "accounts", _entity(engine, "cus_I"))
+    assert [(r["action"], r["actor"], r["interaction_id"]) for r in rows] == [
+        ("auto_merge", "matcher", _record(engine, "org_I"))]
+    assert "matched both" in rows[0]["reason"]
