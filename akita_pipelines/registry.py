@@ -32,7 +32,7 @@ from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.db import registry as repo
-from akita_pipelines.providers.registry import get_provider
+from akita_pipelines.providers.registry import PROVIDERS, get_provider
 
 _SLUG = r"[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?"
 CUSTOMER_ID = re.compile(rf"^{_SLUG}$")
@@ -55,10 +55,17 @@ def check_integration_id(value: str, provider: str) -> str:
 
 
 def add_customer(engine: Engine, customer: Customer) -> None:
+    """Register (or update) a customer. Its settings are a layer of every Integration Object
+    of its integrations, so those are refreshed at once (frequency, next due, enabled)."""
     check_customer_id(customer.id)
     validate_settings(customer.settings, where=f"customer {customer.id} settings")
+    now = utcnow()
     with engine.begin() as conn:
-        repo.save_customer(conn, customer, utcnow())
+        repo.save_customer(conn, customer, now)
+        for integration in repo.list_integrations(conn):
+            spec = PROVIDERS.get(integration.provider)
+            if integration.customer_id == customer.id and spec is not None:
+                repo.sync_integration_objects(conn, spec, integration, now)
 
 
 def add_integration(engine: Engine, integration: Integration,

@@ -327,6 +327,13 @@ def fail_sync(conn: Connection, obj: ObjectRow, sync_id: int | None, now: dateti
         integration_objects.c.id == obj.id)).scalar_one())
 
 
+def record_retrieved(conn: Connection, sync_id: int, *, records_fetched: int,
+                     pages: int) -> None:
+    """What a retrieval read, on its sync row (the success path; failures record it too)."""
+    conn.execute(update(sync_runs).where(sync_runs.c.id == sync_id).values(
+        records_fetched=records_fetched, pages=pages))
+
+
 def reset_cursor(conn: Connection, object_id: int) -> None:
     """A full re-read: forget cursor and checkpoint (records are deduplicated on the way in)."""
     conn.execute(update(integration_objects).where(integration_objects.c.id == object_id)

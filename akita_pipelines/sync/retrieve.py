@@ -126,6 +126,9 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
             result.quarantined += len(bad)
             if checkpoint is not None:
                 result.checkpoint = max(filter(None, (result.checkpoint, checkpoint)))
+        with engine.begin() as conn:
+            state.record_retrieved(conn, sync_id, records_fetched=result.records_fetched,
+                                   pages=result.pages)
         if (full and since_at is None and result.quarantined == 0
                 and spec.full_read_is_complete):
             # A complete read of everything: what it did not see is gone at the provider.
