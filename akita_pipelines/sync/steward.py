@@ -320,8 +320,8 @@ def explain(engine: Engine, kind: str, entity_id: int, other: int | None = None)
     with engine.connect() as conn:
         live, customer_id = _live(conn, k, entity_id)
         held = decisions.members(conn, k, live)
-        lines = [f"{k[:-1]} {live}" + (f" (now holding {entity_id})" if live != entity_id
-                                        else "") + f": {len(held)} records"]
+        merged = f" (now holding {entity_id})" if live != entity_id else ""
+        lines = [f"{k[:-1]} {live}{merged}: {len(held)} record{'' if len(held) == 1 else 's'}"]
         if other is None:
             links = decisions.links_of(conn, k, held)
             rows = {r["id"]: r for r in decisions.interaction_rows(conn, held)}
@@ -331,11 +331,17 @@ def explain(engine: Engine, kind: str, entity_id: int, other: int | None = None)
                              f"{_label(row)}): rule {link['rule']}, score {link['score']:.2f}"
                              + (f", evidence {dict(link['evidence'])}" if link["evidence"]
                                 else ""))
-            found = decisions.between(conn, customer_id, k, set(held), set(held))
+            mine = set(held)
+            found = [d for d in decisions.active(conn, customer_id, k)
+                     if d.interaction_id in mine or d.other_interaction_id in mine]
             for d in found:
+                outside = next((i for i in (d.interaction_id, d.other_interaction_id)
+                                if i not in mine), None)
+                where = "" if outside is None else \
+                    f" (record {outside} is in {k[:-1]} {_entity_of(conn, k, outside)})"
                 lines.append(f"  decision {d.id}: {d.action} by {d.actor} on "
                              f"{d.created_at:%Y-%m-%d %H:%M}: records {d.interaction_id} and "
-                             f"{d.other_interaction_id} {_verb(d.link)}"
+                             f"{d.other_interaction_id} {_verb(d.link)}{where}"
                              + (f" ({d.reason})" if d.reason else ""))
             if not found:
                 lines.append("  no steward decision: the matcher's rules alone hold it")
