@@ -120,7 +120,8 @@ def contact_record(rid: int, *, email: str | None, first_name: str | None,
                    address: str | None = None, birth_date: str | None = None,
                    ids: tuple[str, ...] = (), linked: int | None = None,
                    account: EntityRef | None = None, company: str | None = None,
-                   source: str = "", updated_at: datetime | None = None) -> Record:
+                   source: str = "", updated_at: datetime | None = None,
+                   middle_name: str | None = None) -> Record:
     key = nz.normalize_email(email)
     first_raw, last_raw = _name_parts(first_name, last_name, name)
     first = _person(first_raw)
@@ -132,7 +133,8 @@ def contact_record(rid: int, *, email: str | None, first_name: str | None,
         rid=rid, ids=ids, key=key, name=full, first=first, last=last,
         first_variants=_variants(first),
         domain=nz.email_domain(key), phone=e164,
-        address=_address(address), birth_date=_digits(birth_date), linked=linked,
+        address=_address(address), birth_date=_digits(birth_date), middle=_initial(middle_name),
+        linked=linked,
         account=account, source=source, updated_at=updated_at,
         company=f"#{account}" if isinstance(account, int) else company_key(company),
         values={"email": key, "name": display, "first_name": first_name,
@@ -198,6 +200,11 @@ def _address_keys(keys: tuple[Any, ...]) -> tuple[Any, ...]:
 def company_key(name: str | None) -> str | None:
     """A company name as compared: legal form, case, punctuation and "The" removed."""
     return (nz.normalize_company_name(name) or None) if name else None
+
+
+def _initial(name: str | None) -> str | None:
+    person = _person(name)
+    return person[0] if person else None
 
 
 @lru_cache(maxsize=65536)

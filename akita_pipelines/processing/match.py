@@ -34,8 +34,8 @@ from akita_pipelines.processing.resolve import (
 ATTRIBUTES: Mapping[str, tuple[str, ...]] = {
     "accounts": ("id", "source", "name", "website", "email", "phone", "address", "external_id",
                  "updated_at"),
-    "contacts": ("id", "source", "email", "first_name", "last_name", "name", "phone", "address",
-                 "birth_date", "company", "external_id", "updated_at"),
+    "contacts": ("id", "source", "email", "first_name", "middle_name", "last_name", "name",
+                 "phone", "address", "birth_date", "company", "external_id", "updated_at"),
 }
 
 
@@ -113,6 +113,7 @@ def to_records(kind: Kind, rows: Sequence[Mapping[str, Any]],
                 last_name=_get(row, columns, "last_name"), name=_get(row, columns, "name"),
                 phone=_get(row, columns, "phone"), address=_get(row, columns, "address"),
                 birth_date=_get(row, columns, "birth_date"), company=_get(row, columns, "company"),
+                middle_name=_get(row, columns, "middle_name"),
                 ids=tuple(sorted(set(ids))),
                 source=source, updated_at=when))
     return records

@@ -54,6 +54,7 @@ class Record:
     phone: str | None = None  # E.164
     address: str | None = None
     birth_date: str | None = None
+    middle: str | None = None  # contacts: the middle name's initial
     linked: int | None = None  # the entity this record is linked to already
     account: EntityRef | None = None  # contacts: the account their source names
     company: str | None = None  # contacts: normalised company name, or "#<account id>"
@@ -81,6 +82,7 @@ class Profile:
     phone: str | None = None
     address: str | None = None
     birth_date: str | None = None
+    middle: str | None = None
     company: str | None = None
     source_rank: int = 1_000
     updated_at: datetime | None = None
@@ -268,11 +270,73 @@ def names_conflict(kind: Kind, a: Record | Profile, b: Record | Profile) -> bool
 def _first_compatible(a: Record | Profile, b: Record | Profile) -> bool:
     assert a.first
     assert b.first
-    if a.first == b.first or (a.first_variants & b.first_variants):
+    if _same_first(a, b):
         return True
     if len(a.first) == 1 or len(b.first) == 1:  # an initial
         return a.first[0] == b.first[0]
+    if len(a.first_variants) > 1 and len(b.first_variants) > 1:
+        # Two names the nickname list knows, and not as each other's: Daniel and Danielle,
+        # however alike they are spelt, are two people; a typo makes a name it does not know.
+        return False
     return _jw()(a.first, b.first) >= 0.88
+
+
+def _known_apart(a: Record | Profile, b: Record | Profile) -> bool:
+    """Two first names the nickname list knows, neither the other's nickname (Mackenzie and
+    Camila): twins share everything else."""
+    return len(a.first_variants) > 1 and len(b.first_variants) > 1 and not _same_first(a, b)
+
+
+def hard_conflict(kind: Kind, a: Record | Profile, b: Record | Profile) -> bool:
+    """Evidence no score outweighs: two people a fuzzy chain must not join even through a third
+    record that looks like both (a parent and child at one address, twins, J. and L. Jones)."""
+    if kind != "contacts":
+        return False
+    if a.middle and b.middle and a.middle != b.middle:
+        return True
+    # A generation apart under two first names (under one name: a keying error).
+    return bool(a.birth_date and b.birth_date and a.first != b.first
+                and _birth_dates(a.birth_date, b.birth_date)[0] <= -4.5)
+
+
+def _crossed(a: Record | Profile, b: Record | Profile) -> bool:
+    """One record's first name is the other's last name (keyed into the other field)."""
+    jw = _jw()
+    return bool(a.first and a.last and b.first and b.last
+                and (jw(a.first, b.last) >= 0.94 or jw(a.last, b.first) >= 0.94))
+
+
+def _same_first(a: Record | Profile, b: Record | Profile) -> bool:
+    """The same first name or one another's nickname (Bob / Robert). Not two names that only
+    share a nickname: Madison and Matthew are both "Mattie"."""
+    return a.first == b.first or (a.first is not None and a.first in b.first_variants) or \
+        (b.first is not None and b.first in a.first_variants)
+
+
+def _dob_parts(d: str) -> tuple[int, str, str] | None:
+    """(year, the other two 2-digit parts) of an 8-digit date, year first or last."""
+    if len(d) != 8 or not d.isdigit():
+        return None
+    if d[:2] in ("19", "20"):
+        return int(d[:4]), d[4:6], d[6:8]
+    return int(d[4:]), d[:2], d[2:4]
+
+
+def _birth_dates(a: str, b: str) -> tuple[float, bool | str]:
+    """Weight and verdict (True, "near", False) of two birth dates' digits."""
+    if a == b:
+        return 5.0, True
+    from rapidfuzz.distance import OSA
+
+    slip = len(a) == len(b) and OSA.distance(a, b) <= 1
+    pa, pb = _dob_parts(a), _dob_parts(b)
+    if pa and pb and pa[0] == pb[0] and {pa[1], pa[2]} == {pb[1], pb[2]}:
+        return 2.5, "near"  # day and month entered the other way round
+    if slip:
+        return 2.0, "near"  # one digit mistyped, or two adjacent ones swapped
+    if pa and pb and abs(pa[0] - pb[0]) > 1:
+        return -4.5, False  # a generation apart: parent and child at one address
+    return -3.0, False
 
 
 @dataclass(frozen=True)
@@ -314,7 +378,7 @@ def score_pair(kind: Kind, a: Record | Profile, b: Record | Profile) -> Score:
         total += _address(a, b, ev, 2.5)
         return Score(total, ev, name_ok)
     jw = _jw()
-    last_ok = first_ok = False
+    last_ok = first_ok = apart = False
     if a.first and a.last and b.first and b.last and a.last != b.last and \
             jw(a.first, b.last) >= 0.9 and jw(a.last, b.first) >= 0.9:
         ev["swapped_names"] = True  # first and last name entered the other way round
@@ -327,9 +391,15 @@ def score_pair(kind: Kind, a: Record | Profile, b: Record | Profile) -> Score:
         total += 4.0 if s == 1.0 else 2.5 if s >= 0.94 else 1.0 if s >= 0.9 else -3.0
     if a.first and b.first and "swapped_names" not in ev:
         first_ok = _first_compatible(a, b)
-        exact = a.first == b.first or bool(a.first_variants & b.first_variants)
+        exact = _same_first(a, b)
         ev["first"] = "same" if exact else "similar" if first_ok else "different"
-        total += 3.0 if exact else 1.5 if first_ok else -3.0
+        apart = not first_ok and not _crossed(a, b)
+        total += 3.0 if exact else 1.5 if first_ok else \
+            -4.5 if apart and _known_apart(a, b) else -3.0
+    if a.middle and b.middle:
+        same = a.middle == b.middle
+        ev["middle"] = same
+        total += 1.0 if same else -3.0
     if not last_ok and not first_ok and a.first and a.last and b.first and b.last and \
             (jw(a.first, b.last) >= 0.94 or jw(a.last, b.first) >= 0.94):
         ev["crossed_name"] = True  # one name keyed into the other field
@@ -345,13 +415,9 @@ def score_pair(kind: Kind, a: Record | Profile, b: Record | Profile) -> Score:
         ev["phone"] = same
         total += 5.0 if same else -2.5  # a person's direct line differs: likely two people
     if a.birth_date and b.birth_date:
-        same = a.birth_date == b.birth_date
-        if same:
-            total += 5.0
-        else:
-            diff = sum(x != y for x, y in zip(a.birth_date, b.birth_date, strict=False))
-            total += 1.0 if diff <= 1 and len(a.birth_date) == len(b.birth_date) else -3.0
-        ev["birth_date"] = same
+        weight, verdict = _birth_dates(a.birth_date, b.birth_date)
+        total += weight
+        ev["birth_date"] = verdict
     if a.domain and b.domain:
         same = a.domain == b.domain
         ev["company_domain"] = same
@@ -368,10 +434,12 @@ def score_pair(kind: Kind, a: Record | Profile, b: Record | Profile) -> Score:
     agreements = sum(ev.get(k) is True for k in ("email", "phone", "birth_date",
                                                   "company_domain", "company", "external_id"))
     agreements += ev.get("address", 0.0) >= 0.9
+    agreements += ev.get("birth_date") == "near"
     # Or one of the two names (a nickname, a data-entry slip) with two other agreements, or
     # three agreements beyond the name (birth date, address and an id a keystroke apart).
+    # Two different first names (twins share the rest) need more than a surname's worth.
     name_evidence = (last_ok and first_ok and agreements >= 1) or \
-        ((last_ok or first_ok) and agreements >= 2) or agreements >= 3
+        ((last_ok or first_ok) and not apart and agreements >= 2) or agreements >= 3
     return Score(total, ev, name_evidence)
 
 
@@ -521,6 +589,10 @@ class _Clusters:
         self.entity_anchor = entity_anchor
         #: root → nodes its cluster must never join (steward cannot-links)
         self.apart: dict[tuple[str, int], set[tuple[str, int]]] = {}
+        #: two nodes a fuzzy union must not bring into one cluster (see :func:`hard_conflict`)
+        self.conflict: Callable[[tuple[str, int], tuple[str, int]], bool] | None = None
+        #: root → its nodes, for clusters of more than one
+        self.members: dict[tuple[str, int], list[tuple[str, int]]] = {}
 
     def keep_apart(self, a: tuple[str, int], b: tuple[str, int]) -> None:
         """A cannot-link: no later union (of any tier) puts ``a`` and ``b`` in one cluster."""
@@ -574,10 +646,17 @@ class _Clusters:
         anch_a, anch_b = self.anchors.get(ra), self.anchors.get(rb)
         if not bridge and ((ents_a and ents_b) or (anch_a and anch_b and _clash(anch_a, anch_b))):
             return False
+        if not bridge and self.conflict is not None:
+            conflict = self.conflict
+            if any(conflict(x, y) for x in self.members.get(ra, (ra,))
+                   for y in self.members.get(rb, (rb,))):
+                return False
         if rb < ra:
             ra, rb = rb, ra
             ents_a, ents_b, anch_a, anch_b = ents_b, ents_a, anch_b, anch_a
         self.parent[rb] = ra
+        if self.conflict is not None:
+            self.members[ra] = [*self.members.pop(ra, (ra,)), *self.members.pop(rb, (rb,))]
         if ents_b:
             self.entities[ra] = (ents_a or set()) | self.entities.pop(rb)
         if anch_b:
@@ -646,6 +725,17 @@ def resolve(kind: Kind, records: Iterable[Record], existing: Existing | None = N
         return _anchors(kind, p) if p is not None else ()
 
     uf = _Clusters(entity_anchor)
+    if kind == "contacts":
+        by_rid = {r.rid: r for r in recs}
+
+        def item(node: tuple[str, int]) -> Record | Profile | None:
+            return by_rid.get(node[1]) if node[0] == "r" else existing.profiles.get(node[1])
+
+        def conflict(x: tuple[str, int], y: tuple[str, int]) -> bool:
+            a, b = item(x), item(y)
+            return a is not None and b is not None and hard_conflict(kind, a, b)
+
+        uf.conflict = conflict
     why: dict[int, _Why] = {}  # absent: "new" until a tier notes a rule
 
     def note(rid: int, rule: str, strength: int, score: float = 1.0,

@@ -115,6 +115,30 @@ CONTACT_CASES = [
     ("customer external id",
      {"external_id": "42", "first_name": "Ann", "last_name": "Lee"},
      {"external_id": "42", "first_name": "Anne", "last_name": "Li"}, True),
+    # A household (pseudopeople census): one surname, one address, and still two people.
+    ("parent and child: a generation between the birth dates",
+     {"first_name": "Brianna", "last_name": "Cole", "birth_date": "1994-10-14",
+      "address": "85 Jordan Creek Pkwy"},
+     {"first_name": "Anna", "last_name": "Cole", "birth_date": "2019-11-08",
+      "address": "85 Jordan Creek Pkwy"}, False),
+    ("twins: two first names the nickname list knows apart",
+     {"first_name": "Mackenzie", "last_name": "Baker", "birth_date": "2011-07-31",
+      "address": "8921 Security Lane"},
+     {"first_name": "Camila", "last_name": "Baker", "birth_date": "2011-07-31",
+      "address": "8921 Security Lane"}, False),
+    ("names sharing only a nickname (Madison, Matthew: 'Mattie')",
+     {"first_name": "Madison", "last_name": "Chamberlain", "address": "331 Knox Terrace"},
+     {"first_name": "Matthew", "last_name": "Chamberlain", "address": "331 Knox Terrace"},
+     False),
+    ("different middle initials",
+     {"first_name": "Brian", "middle_name": "L", "last_name": "Jones",
+      "address": "4000 NW Skycrest Pkwy"},
+     {"first_name": "Brian", "middle_name": "I", "last_name": "Jones",
+      "address": "4000 NW Skycrest Pkwy"}, False),
+    ("day and month swapped in the birth date",
+     {"first_name": "Ann", "last_name": "Lee", "birth_date": "1987-03-12",
+      "address": "12 Elm Street"},
+     {"first_name": "Ann", "last_name": "Lee", "birth_date": "1987-12-03"}, True),
     ("titles and suffixes in a full name",
      {"name": "Dr. Anne King Jr.", "phone": "+1 212 555 0142", "email": "anne@acme.com"},
      {"first_name": "Anne", "last_name": "King", "phone": "+1 212 555 0142"}, True),
@@ -302,3 +326,14 @@ def test_a_plain_name_never_bridges_two_qualified_outlets() -> None:
     rows = [{"name": "Spago (Las Vegas)"}, {"name": "Spago"}, {"name": "Spago (Los Angeles)"}]
     groups = _groups("accounts", rows)
     assert not any({0, 2} <= g for g in groups), groups
+
+
+def test_a_chain_never_joins_parent_and_child_through_a_third_record() -> None:
+    rows = [{"first_name": "Patrick", "middle_name": "J", "last_name": "Rios",
+             "birth_date": "1969-06-21", "address": "6737 E Bay Cove"},
+            {"first_name": "Peter", "middle_name": "J", "last_name": "Rios",
+             "birth_date": "2010-12-08", "address": "6737 E Bay Cove"},
+            # a W-2 record without a birth date that looks like either of them
+            {"first_name": "P", "middle_name": "J", "last_name": "Rios",
+             "address": "6737 E Bay Cove"}]
+    assert not any({0, 1} <= g for g in _groups("contacts", rows))

@@ -215,7 +215,7 @@ def census_w2(seed: int, per_half: int = PER_HALF) -> tuple[LabelledSet, Labelle
     return _halves("census↔W2 people", rows, truth, groups, seed, per_half, kind="contacts",
                    ours={"source": "source", "first_name": "first_name",
                          "last_name": "last_name", "address": "address",
-                         "birth_date": "date_of_birth"},
+                         "birth_date": "date_of_birth", "middle_name": "middle_initial"},
                    shown=("source", "first_name", "middle_initial", "last_name",
                           "date_of_birth", "address"),
                    profile="census_w2", linkage=True,
