@@ -435,6 +435,8 @@ def score_pair(kind: Kind, a: Record | Profile, b: Record | Profile) -> Score:
                                                   "company_domain", "company", "external_id"))
     agreements += ev.get("address", 0.0) >= 0.9
     agreements += ev.get("birth_date") == "near"
+    # A full name with its middle initial: as much as a shared address or a birth date.
+    agreements += ev.get("middle") is True and ev.get("last") == 1.0 and ev.get("first") == "same"
     # Or one of the two names (a nickname, a data-entry slip) with two other agreements, or
     # three agreements beyond the name (birth date, address and an id a keystroke apart).
     # Two different first names (twins share the rest) need more than a surname's worth.
