@@ -3,19 +3,22 @@
 The receiver (``akita_pipelines.push``) records notified objects in ``push_due`` and makes them
 due; this sensor ticks every few seconds, requests one run per notified integration with no
 run in flight, and forgets the objects it handed over. An integration with a run in flight
-waits: when that run ends it gets one follow-up run, however many notifications came. The
-scheduler sensor keeps polling at the configured frequency beside it.
+waits: when that run ends it gets one follow-up run, however many notifications came. Push
+runs of one integration start at least ``PUSH_RUN_GAP`` apart, so a flood of notifications
+makes two runs a minute, not one per run's length. The scheduler sensor keeps polling at the
+configured frequency beside it.
 """
 
 
 import json
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from dagster import (
     DefaultSensorStatus,
     JobDefinition,
     RunRequest,
+    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -39,6 +42,16 @@ MAX_PUSHED_PER_TICK = 2000
 MAX_PUSH_RUNS_PER_TICK = 200
 #: Event ids are kept this long (past Stripe's three days of retries), then forgotten.
 EVENT_RETENTION = timedelta(days=4)
+#: The least time between two push runs of one integration. The first notification after a
+#: quiet spell is served at once; a stream of them is served twice a minute.
+PUSH_RUN_GAP = timedelta(seconds=60)
+
+
+def recent_push_runs(context: SensorEvaluationContext, since: datetime) -> set[str]:
+    """Integrations with a push run created since ``since`` (whatever its status)."""
+    runs = context.instance.get_runs(filters=RunsFilter(tags={TRIGGER_TAG: "push"},
+                                                        created_after=since))
+    return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
 
 
 def build_push_sensor(providers: Mapping[str, ProviderSpec],
@@ -59,8 +72,9 @@ def build_push_sensor(providers: Mapping[str, ProviderSpec],
         known = {k for p in {i.obj.provider for i in pushed}
                  for k in context.instance.get_dynamic_partitions(partitions_name(p))}
         pushed = [p for p in pushed if p.obj.integration_id in known]
-        in_flight = in_flight_integrations(context) if pushed else set()
-        runs = plan_runs([p.obj for p in pushed], in_flight=in_flight,
+        waiting = (in_flight_integrations(context) | recent_push_runs(context, now - PUSH_RUN_GAP)
+                   if pushed else set())
+        runs = plan_runs([p.obj for p in pushed], in_flight=waiting,
                          known_providers=providers, max_runs=MAX_PUSH_RUNS_PER_TICK)
         run_requests = [
             RunRequest(
@@ -80,7 +94,8 @@ def build_push_sensor(providers: Mapping[str, ProviderSpec],
                              "runs_requested": len(run_requests), "events_pruned": pruned})
         if not run_requests:
             reason = (f"{len(pushed)} notified objects, all of integrations with a run in "
-                      "flight" if pushed else "no notifications")
+                      "flight or a push run in the last minute" if pushed
+                      else "no notifications")
             return SensorResult(skip_reason=reason, cursor=cursor)
         return SensorResult(run_requests=run_requests, cursor=cursor)
 

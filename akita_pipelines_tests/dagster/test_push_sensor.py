@@ -66,3 +66,17 @@ def test_push_sensor_runs_notified_integrations_once_per_in_flight_run(
         follow_up = _tick(defs, instance, db).run_requests  # type: ignore[attr-defined]
         assert [r.partition_key for r in follow_up] == ["hubspot.acme"]
         assert not _tick(defs, instance, db).run_requests  # type: ignore[attr-defined]
+
+        # That follow-up ran and ended; more notifications within the minute wait for it to
+        # pass (a flood makes two runs a minute), another integration's do not.
+        instance.create_run_for_job(job, tags={"dagster/partition": "hubspot.acme",
+                                               "akita/trigger": "push"},
+                                    status=DagsterRunStatus.SUCCESS)
+        with sqlite_engine.begin() as conn:
+            push.push(conn, "hubspot.acme", ["contacts"], utcnow())
+            push.push(conn, "stripe.acme", ["invoices"], utcnow())
+        later = _tick(defs, instance, db).run_requests  # type: ignore[attr-defined]
+        assert [r.partition_key for r in later] == ["stripe.acme"]
+        with sqlite_engine.connect() as conn:
+            waiting = [p.obj.integration_id for p in push.pushed_objects(conn, limit=10)]
+        assert waiting == ["hubspot.acme"]
