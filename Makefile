@@ -7,9 +7,11 @@ STAMP := $(VENV)/.installed
 export AKITA_HOME ?= $(CURDIR)/.akita
 export DAGSTER_HOME ?= $(AKITA_HOME)/dagster_home
 SANDBOX_PORT ?= 8701
+UI_PORT ?= 3000
+RUN_PID := $(AKITA_HOME)/run.pid
 PUSH_PORT ?= 8710
 
-.PHONY: install system-deps run test lint typecheck unit bench clean
+.PHONY: install system-deps run not-running test lint typecheck unit bench clean
 
 $(STAMP): setup.py pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -34,20 +36,29 @@ system-deps:
 	  else echo "Chromium is missing: install the 'chromium' package"; exit 1; fi; \
 	fi
 
-run: install
+# A second `make run` says so instead of half-starting a second stack (daemon, ports, seeding).
+not-running:
+	@if [ -f "$(RUN_PID)" ] && kill -0 "$$(cat "$(RUN_PID)")" 2>/dev/null; then \
+	  echo "Akita is already running (make run, pid $$(cat "$(RUN_PID)")): Dagster UI" \
+	       "http://127.0.0.1:$(UI_PORT). Stop it (Ctrl-C in its terminal) to start it again."; \
+	  exit 1; fi
+	@for port in $(UI_PORT) $(SANDBOX_PORT); do \
+	  if (exec 3<>/dev/tcp/127.0.0.1/$$port) 2>/dev/null; then \
+	    echo "port $$port on 127.0.0.1 is in use by another program: stop it, or choose" \
+	         "other ports (make run UI_PORT=... SANDBOX_PORT=...)"; exit 1; fi; done
+
+run: not-running install
 	@mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/akita db upgrade
 	@echo "starting the provider emulators on 127.0.0.1:$(SANDBOX_PORT)+"
-	$(BIN)/akita sandbox serve --base-port $(SANDBOX_PORT) --urls-file $(AKITA_HOME)/sandbox.json & \
-	  sandbox=$$!; \
-	  $(BIN)/akita push serve --port $(PUSH_PORT) & \
-	  receiver=$$!; trap "kill $$sandbox $$receiver 2>/dev/null" EXIT INT TERM; \
+	@echo $$$$ > "$(RUN_PID)"; rm -f $(AKITA_HOME)/sandbox.json; \
+	  $(BIN)/akita sandbox serve --base-port $(SANDBOX_PORT) --urls-file $(AKITA_HOME)/sandbox.json & \
+	  sandbox=$$!; trap 'kill $$sandbox 2>/dev/null; rm -f "$(RUN_PID)"' EXIT INT TERM; \
 	  for i in $$(seq 50); do [ -s $(AKITA_HOME)/sandbox.json ] && break; sleep 0.2; done; \
 	  $(BIN)/akita seed demo --urls-file $(AKITA_HOME)/sandbox.json && \
-	  $(BIN)/akita push subscribe-sandbox --receiver-url http://127.0.0.1:$(PUSH_PORT) && \
-	  echo "Dagster UI: http://127.0.0.1:3000 (the scheduler sensor launches runs within a minute)" && \
-	  $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	  echo "Dagster UI: http://127.0.0.1:$(UI_PORT) (the scheduler sensor launches runs within a minute)" && \
+	  $(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT) -w workspace.yaml
 
 lint: install
 	$(BIN)/ruff check akita_pipelines akita_pipelines_tests benchmarks

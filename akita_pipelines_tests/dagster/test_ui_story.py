@@ -4,9 +4,11 @@ classified failures are clean and the objects they skip are blamed on them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from dagster import AssetKey, DagsterEventType, DagsterInstance, instance_for_test
 from sqlalchemy import Engine
 
@@ -17,6 +19,7 @@ from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from akita_pipelines.sync.crashes import record_crashed_run
 from akita_pipelines_tests.integration.conftest import register_salesforce
 
+ROOT = Path(__file__).resolve().parents[2]
 ACCOUNTS = AssetKey(["salesforce", "accounts"])
 CONTACTS = AssetKey(["salesforce", "contacts"])
 
@@ -170,3 +173,21 @@ def test_a_partition_that_names_no_integration_says_so(
     data = failure.step_failure_data.user_failure_data
     assert data is not None
     assert "integration 'salesforce.typo' does not exist" in (data.description or "")
+
+
+def test_run_workers_print_no_debug_events_but_the_run_log_keeps_them(
+        sqlite_engine: Engine, sandbox: Sandbox, capfd: pytest.CaptureFixture[str]) -> None:
+    config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    integration = register_salesforce(sqlite_engine, sandbox)
+    with instance_for_test(overrides={"python_logs": config["python_logs"]}) as instance:
+        job = _job(sqlite_engine, instance, integration)
+        capfd.readouterr()
+        result = job.execute_in_process(instance=instance, partition_key=integration,
+                                        asset_selection=[ACCOUNTS])
+        assert result.success
+        printed = capfd.readouterr().err
+        stored = instance.all_logs(result.run_id)
+    assert " - DEBUG - " not in printed
+    assert "STEP_SUCCESS" not in printed
+    assert any(e.dagster_event is not None
+               and e.dagster_event.event_type == DagsterEventType.STEP_SUCCESS for e in stored)
