@@ -360,7 +360,7 @@ def score_pair(kind: Kind, a: Record | Profile, b: Record | Profile) -> Score:
         name_ok = sim is not None and sim >= 0.88
         if sim is not None:
             ev["name"] = round(sim, 3)
-            total += 6.0 if sim == 1.0 else 4.0 if sim >= 0.92 else 2.0 if sim >= 0.88 \
+            total += 6.0 if sim == 1.0 else 4.0 if sim >= 0.92 else 2.5 if sim >= 0.88 \
                 else -1.0 if sim >= 0.7 else -6.0
         if _qualifiers_differ(a, b):
             ev["qualifier"] = False
@@ -542,6 +542,10 @@ def _block_keys(kind: Kind, r: Record | Profile) -> set[str]:
             keys.add("b:ph:" + r.phone)
         if r.domain:
             keys.add("b:dl:" + r.domain.split(".")[0])
+        if r.address:
+            street = _street(r.address)
+            if street:
+                keys.add("b:as:" + street)  # one building: listings without phone or domain
         return keys
     if r.last:
         initial = _initial(r.first, r.first_variants)
