@@ -55,6 +55,19 @@ class RetrieveConfig(Config):
                                                         "full re-read or backfill.")
 
 
+#: What each materialisation's metadata means (shown in the asset's description).
+METADATA_GLOSSARY = (
+    "Metadata of each partition's materialisation: records_fetched (records the provider "
+    "returned), records_staged (stored for processing), quarantined (records set aside as "
+    "unreadable, see `akita status`), records_processed, created / matched / merged (Accounts "
+    "or Contacts new, found existing, or folded together), match_reviews (uncertain pairs left "
+    "for a steward), linked (records linked to an Account or Contact), cursor (the change "
+    "marker before → after), history_window (read from → to; a backfill reads from the history "
+    "start), api_calls / retries / rate_limit_waits (HTTP requests), *_seconds (wall time), "
+    "trigger (sensor, manual, backfill, reexecution, cli) and full (a re-read from the history "
+    "start).")
+
+
 def asset_key(provider: str, interaction_type: str) -> AssetKey:
     return AssetKey([provider, interaction_type])
 
@@ -222,9 +235,10 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
             "cursor_before": retrieved["cursor_before"],
             "cursor_after": cursor_after,
             # Read from (cursor − lookback, or the history start) up to now.
-            "history_window": f"{retrieved['since']} → {_iso(now)}",
+            "history_window": (f"{retrieved['since'] if since_at is not None else 'all history'}"
+                               f" → {_iso(now)}"),
             "history_window_days": (round((now.timestamp() - since_at) / 86400, 2)
-                                    if since_at is not None else 0.0),
+                                    if since_at is not None else "all history"),
             "api_calls": retrieved["api_calls"],
             "retries": retrieved["retries"],
             "rate_limit_waits": retrieved["rate_limit_waits"],
@@ -245,7 +259,7 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
     kinds = {provider, "sql"}
     description = (f"{spec.title} {interaction_type}: one partition per integration. Retrieves "
                    f"the changes since the last successful sync, then types, matches and links "
-                   f"them to the customer's Accounts and Contacts.")
+                   f"them to the customer's Accounts and Contacts.\n\n{METADATA_GLOSSARY}")
 
     @graph_asset(
         name=interaction_type,
