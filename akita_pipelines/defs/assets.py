@@ -15,6 +15,7 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetMaterialization,
+    AssetObservation,
     AssetsDefinition,
     Config,
     Failure,
@@ -109,10 +110,12 @@ def _text(value: Any) -> Any:
 
 
 @contextmanager
-def classified_failures(engine: Engine, integration_id: str,
+def classified_failures(context: OpExecutionContext, engine: Engine, key: AssetKey,
                         interaction_type: str) -> Iterator[None]:
     """Turn a failure we classified into a clean ``Failure``: class, reason, what to do, next
-    retry and the alert, as the step's description and metadata; no stack trace of ours."""
+    retry and the alert, as the step's description and metadata; no stack trace of ours. The
+    same facts go on the partition as an observation, so its asset page tells them too."""
+    integration_id = context.partition_key
     started = utcnow()
     try:
         yield
@@ -126,6 +129,12 @@ def classified_failures(engine: Engine, integration_id: str,
             "integration_state": report.integration_state,
             "consecutive_failures": report.consecutive_failures, "alert": report.alert,
         }
+        # Events an op logs are dropped when it raises: record this one on the instance.
+        context.instance.report_runless_asset_event(AssetObservation(
+            asset_key=key, partition=integration_id, description=f"failed: {report.summary}",
+            metadata={"status": MetadataValue.text("failed"),
+                      "run": MetadataValue.dagster_run(context.run_id),
+                      **{k: _text(v) for k, v in metadata.items()}}))
         raise Failure(description=report.summary,
                       metadata={k: _text(v) for k, v in metadata.items()},
                       allow_retries=False) from None
@@ -184,7 +193,8 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
         integration_id = context.partition_key
         _require_integration(engine, integration_id)
         trigger = trigger_of(context.run.tags)
-        with classified_failures(engine, integration_id, interaction_type):
+        with classified_failures(context, engine, asset_key(provider, interaction_type),
+                                 interaction_type):
             full, since = history_request(config, context.run.tags)
             result = retrieve_changes(engine, integration_id, interaction_type,
                                       trigger=trigger, run_id=context.run_id, full=full,
@@ -207,7 +217,8 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
     def process(context: OpExecutionContext, retrieved: dict[str, Any],
                 akita_db: AkitaDatabase) -> Output[dict[str, Any]]:
         engine = akita_db.engine()
-        with classified_failures(engine, context.partition_key, interaction_type):
+        with classified_failures(context, engine, asset_key(provider, interaction_type),
+                                 interaction_type):
             result = process_staged(engine, context.partition_key, interaction_type,
                                     sync_id=int(retrieved["sync_id"]))
         _report_matched(context, engine, interaction_type, context.partition_key, result)

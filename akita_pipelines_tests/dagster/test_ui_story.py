@@ -148,6 +148,12 @@ def test_revoked_grant_is_a_clean_failure_and_skipped_types_blame_it(
     assert meta["integration_state"] == "needs_reauth"
     assert meta["next_retry"] == "none: waits for a person"
     assert meta["alert"].startswith("broken alert")
+    # The partition's own page tells the same.
+    records = instance.fetch_observations(ACCOUNTS, limit=10).records
+    observed = [r.asset_observation for r in records if r.asset_observation is not None]
+    assert [o.partition for o in observed] == [integration]
+    assert "re-authorise" in str(observed[0].metadata["action"].value)
+    assert observed[0].metadata["run"].value == result.run_id
 
     # The run-failure sensor's path: contacts never ran, and it was not a crash.
     recorded = record_crashed_run(sqlite_engine, run_id=result.run_id,
