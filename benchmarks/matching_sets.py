@@ -142,10 +142,13 @@ def harness(names: Sequence[str], errors: int, errors_half: str) -> list[Result]
 
 
 def run() -> list[Figure]:
-    """For ``make bench``: the full table (ours, splink, recordlinkage) as figures."""
-    from benchmarks.realsets.compare import compare, figures
+    """For ``make bench``: prints the full table (ours, splink, recordlinkage) and returns
+    one figure per set for the summary."""
+    from benchmarks.realsets.compare import compare, figures, report
 
-    return figures(compare(list(SETS)))
+    results = compare(list(SETS))
+    print(report(results), flush=True)
+    return figures(results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

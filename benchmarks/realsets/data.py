@@ -52,6 +52,7 @@ class LabelledSet:
     weighted: bool = False  # score with ER-Evaluation's sample-weighted estimators
     note: str = ""
     ids: list[str] = field(default_factory=list)  # the set's own record ids (estimators)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)  # per-half tool caches
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -281,7 +282,7 @@ def patentsview_frames() -> tuple[Any, Any]:
     return data, reference
 
 
-def inventors(seed: int, per_half: int = 2 * PER_HALF, max_block: int = 1000
+def inventors(seed: int, per_half: int = 2 * PER_HALF, max_block: int = 500
               ) -> tuple[LabelledSet, LabelledSet]:
     """PatentsView inventor mentions (a dedupe; truth: the hand-labelled inventor of the
     mentions in Binette's sample, None for the others).
