@@ -109,27 +109,32 @@ def constrain(conn: Connection, customer_id: str, kind: str, existing: Existing,
               batch: Collection[int], rank: Callable[[str], int]) -> None:
     """Tell the matcher the decisions that concern a batch, in terms of today's entities.
 
-    One query over the customer's decisions in force (a steward's, so few), each side joined
-    to the entity its record is linked to. A record of the batch whose partner sits in an
-    entity is pinned to it or kept from it; two records of the batch are held together or
-    apart; two existing entities kept apart by a decision may not be bridged.
+    Two queries, each side of a decision joined to the entity its record is linked to: the
+    decisions naming a record of the batch (by index), and every cannot-link in force (one
+    per steward action; the many must-links that pin an entity's records are not read). A
+    record of the batch whose partner sits in an entity is pinned to it or kept from it; two
+    records of the batch are held together or apart; two existing entities kept apart by a
+    decision may not be bridged.
     """
     _, links, column = TABLES[kind]
     side_a, side_b = links.alias("side_a"), links.alias("side_b")
-    rows = conn.execute(
-        select(match_decisions.c.link, match_decisions.c.interaction_id,
-               match_decisions.c.other_interaction_id, side_a.c[column], side_b.c[column])
-        .select_from(match_decisions
-                     .outerjoin(side_a, side_a.c.interaction_id == match_decisions.c.interaction_id)
-                     .outerjoin(side_b, side_b.c.interaction_id
-                                == match_decisions.c.other_interaction_id))
-        .where(match_decisions.c.customer_id == customer_id, match_decisions.c.kind == kind,
-               match_decisions.c.revoked_at.is_(None))
-        .order_by(match_decisions.c.id)).all()
+    d = match_decisions
+    query = (select(d.c.id, d.c.link, d.c.interaction_id, d.c.other_interaction_id,
+                    side_a.c[column], side_b.c[column])
+             .select_from(d.outerjoin(side_a, side_a.c.interaction_id == d.c.interaction_id)
+                          .outerjoin(side_b, side_b.c.interaction_id
+                                     == d.c.other_interaction_id))
+             .where(d.c.customer_id == customer_id, d.c.kind == kind, d.c.revoked_at.is_(None)))
+    listed = sorted(set(batch))
+    rows = {row[0]: row[1:] for row in conn.execute(query.where(d.c.link == "cannot"))}
+    if listed:
+        rows.update({row[0]: row[1:] for row in conn.execute(query.where(
+            or_(among(conn, d.c.interaction_id, listed),
+                among(conn, d.c.other_interaction_id, listed))))})
     if not rows:
         return
-    members = set(batch)
-    for link, a, b, entity_a, entity_b in rows:
+    members = set(listed)
+    for _, (link, a, b, entity_a, entity_b) in sorted(rows.items()):
         must = link == "must"
         if a in members and b in members:
             (existing.together if must else existing.kept_apart).append((a, b))
