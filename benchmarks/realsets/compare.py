@@ -82,11 +82,8 @@ def _anchor(tool: str, tune: LabelledSet, test: LabelledSet) -> ToolResult:
     if tool == "splink":
         fit_tune, grid = anchors.splink_fit(tune), anchors.SPLINK_GRID
         fit_test = anchors.splink_fit(test)
-    elif tool == "recordlinkage ECM":
-        fit_tune, grid = anchors.rl_ecm(tune), anchors.RL_GRID
-        fit_test = anchors.rl_ecm(test)
     else:
-        predict = anchors.rl_logistic(tune)
+        predict = (anchors.rl_ecm if tool == "recordlinkage ECM" else anchors.rl_logistic)(tune)
         fit_tune, grid = predict(tune), anchors.RL_GRID
         fit_test = predict(test)
     threshold = choose({t: score(tune, fit_tune.labels(t)) for t in grid})
