@@ -140,6 +140,20 @@ def classified_failures(context: OpExecutionContext, engine: Engine, key: AssetK
                       allow_retries=False) from None
 
 
+def _require_one_partition(context: OpExecutionContext) -> None:
+    """A run syncs one integration: a backfill launched as a "Single run" over a range says so."""
+    if context.has_partition_key_range:
+        keys = context.partition_key_range
+        if keys.start != keys.end:
+            action = ("launch the backfill as \"Multiple runs\" (one per integration), the "
+                      "default of the UI's dialog, or with `akita backfill`")
+            raise Failure(description=f"one run syncs one integration, this one got "
+                                      f"{keys.start} … {keys.end}: {action}",
+                          metadata={"failure_class": "config",
+                                    "action": MetadataValue.text(action)},
+                          allow_retries=False)
+
+
 def _require_integration(engine: Engine, integration_id: str) -> None:
     """A partition key that names no integration (typed by hand in the UI) says so."""
     try:
@@ -190,6 +204,7 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
     def retrieve(context: OpExecutionContext, config: RetrieveConfig,
                  akita_db: AkitaDatabase) -> dict[str, Any]:
         engine = akita_db.engine()
+        _require_one_partition(context)
         integration_id = context.partition_key
         _require_integration(engine, integration_id)
         trigger = trigger_of(context.run.tags)

@@ -197,3 +197,20 @@ def test_run_workers_print_no_debug_events_but_the_run_log_keeps_them(
     assert "STEP_SUCCESS" not in printed
     assert any(e.dagster_event is not None
                and e.dagster_event.event_type == DagsterEventType.STEP_SUCCESS for e in stored)
+
+
+def test_a_single_run_over_several_integrations_says_how_to_launch_it(
+        sqlite_engine: Engine, sandbox: Sandbox, instance: DagsterInstance) -> None:
+    first = register_salesforce(sqlite_engine, sandbox, customer="acme")
+    second = register_salesforce(sqlite_engine, sandbox, customer="globex")
+    job = _job(sqlite_engine, instance, first)
+    instance.add_dynamic_partitions("salesforce_integrations", [second])
+    result = job.execute_in_process(
+        instance=instance, asset_selection=[ACCOUNTS], raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": first,
+              "dagster/asset_partition_range_end": second})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    data = failure.step_failure_data.user_failure_data
+    assert data is not None
+    assert "Multiple runs" in (data.description or "")
