@@ -30,8 +30,8 @@ from typing import Any
 from benchmarks.realsets.data import LabelledSet
 
 # Wide, because λ from deterministic rules is rough: the tune half picks the level.
-SPLINK_GRID = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999,
-               0.9999)
+SPLINK_GRID = (0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995,
+               0.999, 0.9999)
 RL_GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999)
 
 

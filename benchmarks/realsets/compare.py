@@ -79,6 +79,7 @@ def _anchor(tool: str, tune: LabelledSet, test: LabelledSet) -> ToolResult:
     started = time.perf_counter()
     fit_tune: Any
     fit_test: Any
+    grid: tuple[float, ...]
     if tool == "splink":
         fit_tune, grid = anchors.splink_fit(tune), anchors.SPLINK_GRID
         fit_test = anchors.splink_fit(test)

@@ -339,4 +339,5 @@ def inventors(seed: int, per_half: int = 2 * PER_HALF, max_block: int = 500
                    shown=("first_name", "last_name", "city", "state", "country", "assignee"),
                    profile="inventors", weighted=True,
                    note=f"whole blocks dealt with seed {seed} to ~{per_half:,} mentions a "
-                        f"half; {dropped:,} mentions in blocks > {max_block} left out")
+                        f"half, hand-labelled inventors among them; {dropped:,} mentions in "
+                        f"blocks > {max_block} left out; sample-weighted estimates")
