@@ -384,9 +384,10 @@ def base_names(seed: int) -> tuple[list[str], str]:
     return names, " + ".join(sources)
 
 
-def companies(seed: int) -> tuple[LabelledSet, LabelledSet]:
-    """The semi-synthetic company set, halves dealt by building (see the module docstring)."""
-    names, origin = base_names(seed)
+def companies(seed: int, names: list[str] | None = None) -> tuple[LabelledSet, LabelledSet]:
+    """The semi-synthetic company set, halves dealt by building (see the module docstring);
+    ``names`` replaces the real base names (tests)."""
+    names, origin = (names, "given names") if names is not None else base_names(seed)
     rng = random.Random(seed)
     by_first: dict[str, list[int]] = defaultdict(list)
     for i, name in enumerate(names):
