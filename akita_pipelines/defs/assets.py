@@ -230,13 +230,12 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
 
     @op(name=f"process_{stem}", out=Out(dict))
     def process(context: OpExecutionContext, retrieved: dict[str, Any],
-                akita_db: AkitaDatabase) -> Output[dict[str, Any]]:
+                akita_db: AkitaDatabase) -> Iterator[Output[dict[str, Any]]]:
         engine = akita_db.engine()
         with classified_failures(context, engine, asset_key(provider, interaction_type),
                                  interaction_type):
             result = process_staged(engine, context.partition_key, interaction_type,
                                     sync_id=int(retrieved["sync_id"]))
-        _report_matched(context, engine, interaction_type, context.partition_key, result)
         cursor_after = _iso(result.cursor_after)
         since_at = retrieved["since_at"]
         now = utcnow().replace(microsecond=0)
@@ -279,8 +278,11 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
         for rule, count in sorted(result.rules.items()):
             metadata[f"links_by_rule/{rule}"] = count
         summary = {k: v for k, v in metadata.items() if isinstance(v, int | float | str)}
-        return Output(summary, metadata={
+        yield Output(summary, metadata={
             k: MetadataValue.text(v) if isinstance(v, str) else v for k, v in metadata.items()})
+        # After the output, so the matched table's event is newer than its source's (the UI
+        # would call it unsynced otherwise).
+        _report_matched(context, engine, interaction_type, context.partition_key, result)
 
     kinds = {provider, "sql"}
     description = (f"{spec.title} {interaction_type}: one partition per integration. Retrieves "

@@ -32,11 +32,14 @@ MATCHED_KEYS = {"accounts": AssetKey("accounts"), "contacts": AssetKey("contacts
 
 
 def build_matched_assets(object_keys: Sequence[AssetKey]) -> list[AssetsDefinition]:
-    """``accounts`` and ``contacts``, downstream of every Integration Object asset that feeds
-    them: every provider's ``accounts`` (``contacts``) syncs write their rows, and every other
-    type (deals, tickets, custom types) links its records to them."""
-    account_sources = [k for k in object_keys if k.path[-1] != "contacts"]
-    contact_sources = [k for k in object_keys if k.path[-1] != "accounts"]
+    """``accounts`` and ``contacts``, downstream of every provider's ``accounts`` (``contacts``)
+    asset, the custom ones of sql, files and rest included: those syncs write their rows.
+
+    Types that only link to them (deals, tickets, custom types) are not upstream: each of their
+    syncs would mark the matched tables "unsynced" in the UI without changing them.
+    """
+    account_sources = [k for k in object_keys if k.path[-1] == "accounts"]
+    contact_sources = [k for k in object_keys if k.path[-1] == "contacts"]
 
     @asset(key="accounts", group_name="matched", deps=account_sources, kinds={"sql"},
            description="One row per company of each customer, matched across every provider. "

@@ -95,6 +95,10 @@ def test_a_sync_reports_the_matched_tables_with_counts_and_checks(
     result = job.execute_in_process(instance=instance, partition_key=integration,
                                     asset_selection=[ACCOUNTS, CONTACTS])
     assert result.success
+    # Newer than its source's event, so the UI does not call the matched table unsynced.
+    matched_at = instance.fetch_materializations(AssetKey("accounts"), limit=1).records
+    source_at = instance.fetch_materializations(ACCOUNTS, limit=1).records
+    assert matched_at[0].storage_id > source_at[0].storage_id
     accounts = _metadata(instance, AssetKey("accounts"))
     assert accounts["created"] > 0
     assert {"matched", "merged", "open_reviews", "records_processed"} <= set(accounts)
