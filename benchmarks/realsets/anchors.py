@@ -199,8 +199,9 @@ def _splink_settings(profile: str, df: Any) -> tuple[Any, list[Any], list[Any]]:
         comparisons = [
             ("name", tf(cl.JaroWinklerAtThresholds("name", [0.97, 0.92, 0.85, 0.75]))),
             ("phone", cl.ExactMatch("phone")),
-            ("address", cl.JaroWinklerAtThresholds("address", [0.95, 0.85])),
-            ("street_number", cl.ExactMatch("street_number"))]
+            # No separate street-number comparison: it is part of the address, and counting
+            # it twice lets a shared building outweigh two different names.
+            ("address", cl.JaroWinklerAtThresholds("address", [0.95, 0.85]))]
         blocking = [("name_prefix",), ("name_first",), ("phone",), ("address",)]
         # Phone or address alone gathers a building's tenants too: EM would learn that a
         # different name still matches. Name prefix + street number leaves mostly one business.
@@ -315,6 +316,7 @@ def _rl_features(ls: LabelledSet, df: Any, blocks: list[list[str]]) -> Any:
         cmp.string("name", "name", method="qgram", label="name_qgram")
         cmp.exact("phone", "phone", label="phone")
         cmp.string("address", "address", method=js, label="address")
+        # Part of the address: the logistic regression weighs it, ECM leaves it out.
         cmp.exact("street_number", "street_number", label="street_number")
     features = cmp.compute(pairs, df).fillna(0.0)
     return features
@@ -333,7 +335,10 @@ class RLFit:
 
 
 def _binary(features: Any) -> Any:
-    return (features >= 0.85).astype(int)
+    """ECM's features: similarities cut at 0.85; a companies' street number is dropped, ECM
+    would count it twice with the address (conditional independence)."""
+    return (features.drop(columns=["street_number"], errors="ignore")
+            if "address" in features.columns else features).ge(0.85).astype(int)
 
 
 def rl_ecm(tune: LabelledSet) -> Callable[[LabelledSet], RLFit]:
