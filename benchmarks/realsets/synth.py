@@ -399,19 +399,18 @@ def companies(seed: int, names: list[str] | None = None) -> tuple[LabelledSet, L
             name, city, (str(rng.randint(1, 2400)), rng.choice(city.streets),
                          rng.choice(city.suffixes)[0]),
             city.zipcode(rng), city.phone(rng), building=i))
-    shared = 0
+    shared: set[int] = set()  # businesses already in a shared building (host or tenant)
     for i, biz in enumerate(businesses):
-        if biz.building != i or rng.random() >= 0.2:
+        if i in shared or rng.random() >= 0.2:
             continue
         same_word = [j for j in by_first[biz.name.split(" ")[0].lower()]
-                     if j != i and businesses[j].building == j]
-        pool = same_word or [j for j in range(len(businesses))
-                             if j != i and businesses[j].building == j]
+                     if j != i and j not in shared]
+        pool = same_word or [j for j in range(len(businesses)) if j != i and j not in shared]
         j = rng.choice(pool)
         other = businesses[j]
         other.city, other.street, other.zipcode = biz.city, biz.street, biz.zipcode
         other.phone, other.building = biz.phone, i
-        shared += 1
+        shared |= {i, j}
     rows: list[dict[str, str | None]] = []
     truth: list[str | None] = []
     groups: dict[Hashable, list[int]] = defaultdict(list)
@@ -424,12 +423,12 @@ def companies(seed: int, names: list[str] | None = None) -> tuple[LabelledSet, L
             rows.append({"_id": f"company:{len(rows)}", "name": name,
                          "address": biz.address(rng) if rng.random() < 0.8 else None,
                          "phone": rng.choice(biz.phone) if rng.random() < 0.7 else None,
-                         # Shown in error samples only; no tool reads it.
-                         "transform": "+".join(applied)})
+                         # For error samples and per-family recall; no tool reads them.
+                         "transform": "+".join(applied), "_building": str(biz.building)})
             truth.append(f"b{i}")
     return _halves("companies (semi-synthetic)", rows, truth, groups, seed, None,
                    kind="accounts", ours={"name": "name", "address": "address",
                                           "phone": "phone"},
                    shown=("name", "address", "phone", "transform"), profile="companies",
                    note=f"{len(names):,} real names ({origin}), seed {seed}; "
-                        f"{shared} building pairs share address + phone")
+                        f"{len(shared) // 2} building pairs share address + phone")
