@@ -76,7 +76,7 @@ def build_definitions(providers: Mapping[str, ProviderSpec] = PROVIDERS,
         asset_checks=[*CHECKS, *build_on_time_checks(object_keys)],
         jobs=jobs,
         sensors=[build_scheduler_sensor(providers, jobs), build_run_failure_sensor(providers),
-                 build_push_sensor(providers, jobs), build_staleness_sensor(list(providers))],
+                 build_push_sensor(providers, jobs), build_staleness_sensor(object_keys)],
         resources={"akita_db": database},
         # One process per run is the capacity limit; steps run in that process.
         executor=in_process_executor,

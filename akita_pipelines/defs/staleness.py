@@ -38,6 +38,8 @@ from akita_pipelines.sync.status import LATE_RULE, late_by_asset, late_since
 CHECK_NAME = "on_time"
 #: Late integrations named in a check's metadata (the count is always complete).
 LISTED = 50
+#: Late partitions marked per asset when its late set changes (the check counts them all).
+MAX_OBSERVATIONS = 500
 
 
 def _iso(value: datetime | None) -> str:
@@ -90,70 +92,69 @@ def _digest(late: Sequence[ObjectRow]) -> str:
 
 
 def staleness_events(objects: Sequence[ObjectRow], now: datetime, *,
-                     known: Mapping[str, Sequence[str]],
-                     previous: Mapping[str, str], last_tick: datetime | None
+                     assets: Sequence[AssetKey], known: Mapping[str, Sequence[str]],
+                     previous: Mapping[str, str]
                      ) -> tuple[list[AssetCheckEvaluation | AssetObservation], dict[str, str]]:
-    """Check evaluations for assets whose late set changed since ``previous`` (digests by
-    asset), observations for partitions that turned late since ``last_tick``, and the new
-    digests. ``known`` lists the partitions Dagster has per provider."""
+    """Events for every asset whose late set changed since ``previous`` (digests by asset;
+    an asset missing there has never been evaluated): its ``on_time`` check evaluation and
+    an observation on each of its late partitions Dagster knows (``known``, by provider).
+    Returns them with the new digests ("" = on time)."""
     late = late_by_asset(objects, now)
     digests: dict[str, str] = {}
     events: list[AssetCheckEvaluation | AssetObservation] = []
-    keys = set(previous) | {f"{p}/{t}" for p, t in late}
-    for name in sorted(keys):
+    names = {"/".join(k.path) for k in assets} | {f"{p}/{t}" for p, t in late}
+    for name in sorted(names):
         provider, interaction_type = name.split("/", 1)
+        key = AssetKey([provider, interaction_type])
         group = late.get((provider, interaction_type), [])
-        digest = _digest(group) if group else ""
-        if digest:
-            digests[name] = digest
-        if previous.get(name, "") == digest:
+        digests[name] = _digest(group) if group else ""
+        if previous.get(name) == digests[name]:
             continue
         result = on_time_result(group, now)
         events.append(AssetCheckEvaluation(
-            asset_key=AssetKey([provider, interaction_type]), check_name=CHECK_NAME,
-            passed=bool(result.passed), severity=result.severity,
-            metadata=dict(result.metadata)))
-    for (provider, interaction_type), group in sorted(late.items()):
+            asset_key=key, check_name=CHECK_NAME, passed=bool(result.passed),
+            severity=result.severity, metadata=dict(result.metadata)))
         partitions = set(known.get(provider, ()))
-        for obj in group:
-            turned = late_since(obj)
-            if obj.integration_id not in partitions or turned is None:
-                continue
-            if last_tick is not None and turned <= last_tick:
-                continue  # observed already
-            events.append(AssetObservation(
-                asset_key=AssetKey([provider, interaction_type]),
-                partition=obj.integration_id, description=f"late: {LATE_RULE}",
-                metadata={"status": MetadataValue.text("late"),
-                          "due_since": MetadataValue.text(_iso(obj.next_due_at)),
-                          "last_synced_at": MetadataValue.text(_iso(obj.last_synced_at)),
-                          "syncs_per_day": MetadataValue.float(obj.frequency_per_day),
-                          "rule": MetadataValue.text(LATE_RULE)}))
+        for obj in group[:MAX_OBSERVATIONS]:
+            if obj.integration_id in partitions:
+                events.append(_late_observation(key, obj))
     return events, digests
 
 
-def build_staleness_sensor(providers: Sequence[str]) -> SensorDefinition:
+def _late_observation(key: AssetKey, obj: ObjectRow) -> AssetObservation:
+    return AssetObservation(
+        asset_key=key, partition=obj.integration_id, description=f"late: {LATE_RULE}",
+        metadata={"status": MetadataValue.text("late"),
+                  "due_since": MetadataValue.text(_iso(obj.next_due_at)),
+                  "late_since": MetadataValue.text(_iso(late_since(obj))),
+                  "last_synced_at": MetadataValue.text(_iso(obj.last_synced_at)),
+                  "syncs_per_day": MetadataValue.float(obj.frequency_per_day),
+                  "rule": MetadataValue.text(LATE_RULE)})
+
+
+def build_staleness_sensor(assets: Sequence[AssetKey]) -> SensorDefinition:
+    providers = sorted({k.path[0] for k in assets})
+
     @sensor(name="akita_staleness_sensor", minimum_interval_seconds=60,
             default_status=DefaultSensorStatus.RUNNING,
             description="Every minute: evaluates each Integration Object asset's on_time check "
-                        "when its late integrations change, and marks each partition that "
-                        "turns late with an observation (the rule of `akita status`).")
+                        "when its late integrations change (and once at first), and marks "
+                        "those partitions late with an observation (the rule of `akita status`).")
     def akita_staleness_sensor(context: SensorEvaluationContext,
                                akita_db: AkitaDatabase) -> SensorResult:
         now = utcnow()
         cursor = json.loads(context.cursor) if context.cursor else {}
-        last_tick = datetime.fromisoformat(cursor["at"]) if cursor.get("at") else None
         with akita_db.engine().connect() as conn:
             overdue = [o for o in state.due_objects(conn, now) if o.provider in providers]
         known = {p: context.instance.get_dynamic_partitions(partitions_name(p))
                  for p in {o.provider for o in overdue}}
-        events, digests = staleness_events(overdue, now, known=known,
-                                           previous=cursor.get("late", {}),
-                                           last_tick=last_tick)
+        events, digests = staleness_events(overdue, now, assets=assets, known=known,
+                                           previous=cursor.get("late", {}))
         new_cursor = json.dumps({"at": now.isoformat(), "late": digests})
         if not events:
-            return SensorResult(skip_reason=f"{len(digests)} assets with late integrations; "
-                                            "no change", cursor=new_cursor)
+            late = sum(1 for d in digests.values() if d)
+            return SensorResult(skip_reason=f"{late} assets with late integrations; no change",
+                                cursor=new_cursor)
         return SensorResult(asset_events=events, cursor=new_cursor)
 
     return akita_staleness_sensor
