@@ -101,6 +101,8 @@ class Stack:
     env: dict[str, str]
     integrations: list[str]
     logs: Path
+    #: The emulators' base URLs and credentials, by provider.
+    sandbox_urls: dict[str, dict[str, Any]] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -134,6 +136,23 @@ class Stack:
         """When each run was created (queued), as the webserver reports it."""
         data = self.control.execute(RUNS_QUERY, {"filter": {}})
         return {r["runId"]: r["creationTime"] for r in data["runsOrError"]["results"]}
+
+    def akita_sql(self, statement: str, **params: Any) -> None:
+        """Change the Akita database directly (what only time or an outage would do)."""
+        engine = create_engine(self.akita_db_url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(statement), params)
+        finally:
+            engine.dispose()
+
+    def dagster(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the ``dagster`` command against this stack's instance and workspace."""
+        done = subprocess.run([str(BIN / "dagster"), *args, "-w", "workspace.yaml"],
+                              env=self.env, cwd=ROOT, text=True, capture_output=True,
+                              timeout=120, check=False)
+        sys.stdout.write(f"$ dagster {' '.join(args)}\n{done.stdout}{done.stderr}")
+        return done
 
     def check_alive(self) -> None:
         for name, proc in self.processes.items():
@@ -278,7 +297,8 @@ def running_stack() -> Iterator[Stack]:
         web_port = free_port()
         result = Stack(url=f"http://127.0.0.1:{web_port}", dagster_home=dagster_home,
                        dagster_db_url=dagster_db_url, akita_db_url=akita_db_url, env=env,
-                       integrations=integrations, logs=logs)
+                       integrations=integrations, logs=logs,
+                       sandbox_urls=dict(sandbox.urls))
         stack.callback(_kill_strays, dagster_home)
         for name, cmd in (
             ("webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p",

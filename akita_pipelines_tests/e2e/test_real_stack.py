@@ -38,6 +38,8 @@ def test_sensor_resync_and_backfill_on_the_real_stack(stack: Stack) -> None:
 
     # 2. A backfill of three partitions and three manual re-syncs of one partition, all at
     # once: the queue has to hold runs of salesforce.acme back while another one runs.
+    # (The browser test shares this stack: only the runs launched here are counted below.)
+    earlier = {r.run_id for r in stack.stored_runs()}
     acme, *_ = stack.integrations
     backfill = subprocess.Popen(
         [str(BIN / "akita"), "backfill", "--provider", "salesforce",
@@ -67,13 +69,19 @@ def test_sensor_resync_and_backfill_on_the_real_stack(stack: Stack) -> None:
     assert "completed_success: 3 partitions, 3 materialised, 0 failed" in backfill_out
 
     runs = stack.stored_runs()
-    manual = [r for r in runs if r.tags.get("akita/trigger") == "manual"]
+    launched = [r for r in runs if r.run_id not in earlier]
+    manual = [r for r in launched if r.tags.get("akita/trigger") == "manual"]
     assert len(manual) == 3
     assert {r.partition for r in manual} == {acme}
     assert all(r.status == "SUCCESS" for r in manual), [(r.run_id, r.status) for r in manual]
-    backfilled = [r for r in runs if "dagster/backfill" in r.tags]
+    backfilled = [r for r in launched if "dagster/backfill" in r.tags]
     assert sorted(r.partition or "" for r in backfilled) == sorted(stack.integrations)
     assert all(r.status == "SUCCESS" and r.trigger == "backfill" for r in backfilled)
+    # The backfill daemon creates these runs; the run coordinator tagged them when queued.
+    for run in backfilled:
+        assert run.tags["akita/integration"] == run.partition
+        assert run.tags["akita/customer"] == (run.partition or "").split(".", 1)[1]
+        assert run.tags["akita/since"] == "2020-01-01"
 
     # 5. Two runs of one partition never overlap (start/end times from the run storage), and
     # the limit was really exercised: some run was queued before its predecessor ended.
