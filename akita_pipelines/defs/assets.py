@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import AkitaError, ConfigError
 from akita_pipelines.core.types import STANDARD_TYPES, type_order
-from akita_pipelines.db import registry
+from akita_pipelines.db import registry, state
 from akita_pipelines.db.health import open_reviews
 from akita_pipelines.defs.matched import MATCHED_KEYS, evaluate_matched_checks
 from akita_pipelines.defs.partitions import integrations_partitions
@@ -44,6 +44,7 @@ from akita_pipelines.providers.base import ProviderSpec
 from akita_pipelines.sync.failures import failure_report
 from akita_pipelines.sync.process import ProcessResult, process_staged
 from akita_pipelines.sync.retrieve import parse_day, retrieve_changes
+from akita_pipelines.sync.status import health
 
 #: Who answers for the Integration Object assets (shown and filterable in the UI).
 OWNER = "team:data-engineering"
@@ -154,6 +155,13 @@ def _require_one_partition(context: OpExecutionContext) -> None:
                           allow_retries=False)
 
 
+def _status(engine: Engine, integration_id: str, interaction_type: str) -> str:
+    """The object's health before this sync (``akita status``'s word), "ok" if unknown."""
+    with engine.connect() as conn:
+        obj = state.get_object(conn, integration_id, interaction_type)
+    return health(obj, utcnow()) if obj is not None else "ok"
+
+
 def _require_integration(engine: Engine, integration_id: str) -> None:
     """A partition key that names no integration (typed by hand in the UI) says so."""
     try:
@@ -207,6 +215,7 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
         _require_one_partition(context)
         integration_id = context.partition_key
         _require_integration(engine, integration_id)
+        status_before = _status(engine, integration_id, interaction_type)
         trigger = trigger_of(context.run.tags)
         with classified_failures(context, engine, asset_key(provider, interaction_type),
                                  interaction_type):
@@ -226,7 +235,8 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
                 "since": _iso(result.since), "since_at": _epoch(result.since),
                 "full": full, "trigger": trigger, "seconds": result.seconds,
                 "reconciled_deleted": result.reconciled_deleted,
-                "notices": " | ".join(result.notices), **result.http}
+                "notices": " | ".join(result.notices), "status_before": status_before,
+                **result.http}
 
     @op(name=f"process_{stem}", out=Out(dict))
     def process(context: OpExecutionContext, retrieved: dict[str, Any],
@@ -283,6 +293,14 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
         # After the output, so the matched table's event is newer than its source's (the UI
         # would call it unsynced otherwise).
         _report_matched(context, engine, interaction_type, context.partition_key, result)
+        if retrieved["status_before"] != "ok":
+            # The partition's page showed it failed or late (an observation): no longer.
+            context.log_event(AssetObservation(
+                asset_key=asset_key(provider, interaction_type),
+                partition=context.partition_key,
+                description=f"synced again (was {retrieved['status_before']})",
+                metadata={"status": MetadataValue.text("ok"),
+                          "was": MetadataValue.text(retrieved["status_before"])}))
 
     kinds = {provider, "sql"}
     description = (f"{spec.title} {interaction_type}: one partition per integration. Retrieves "

@@ -218,3 +218,28 @@ def test_a_single_run_over_several_integrations_says_how_to_launch_it(
     data = failure.step_failure_data.user_failure_data
     assert data is not None
     assert "Multiple runs" in (data.description or "")
+
+
+def test_a_late_object_that_syncs_again_says_so_on_its_partition(
+        sqlite_engine: Engine, sandbox: Sandbox, instance: DagsterInstance) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from akita_pipelines.core.clock import utcnow
+    from akita_pipelines.db.schema import integration_objects
+
+    integration = register_salesforce(sqlite_engine, sandbox)
+    with sqlite_engine.begin() as conn:  # due two hours ago, syncs 24 times a day: late
+        conn.execute(update(integration_objects).values(next_due_at=utcnow() - timedelta(hours=2)))
+    job = _job(sqlite_engine, instance, integration)
+    assert job.execute_in_process(instance=instance, partition_key=integration,
+                                  asset_selection=[ACCOUNTS]).success
+    records = instance.fetch_observations(ACCOUNTS, limit=5).records
+    observed = [r.asset_observation for r in records if r.asset_observation is not None]
+    assert [(o.partition, o.metadata["status"].value, o.metadata["was"].value)
+            for o in observed] == [(integration, "ok", "late")]
+    # An object that was fine adds no observation.
+    assert job.execute_in_process(instance=instance, partition_key=integration,
+                                  asset_selection=[ACCOUNTS]).success
+    assert len(instance.fetch_observations(ACCOUNTS, limit=5).records) == 1
