@@ -141,6 +141,31 @@ def existing_links(conn: Connection, table: Table, entity_column: str,
     return dict(rows.all())
 
 
+def member_interactions(conn: Connection, kind: Kind, entity_ids: Iterable[int],
+                        exclude: Iterable[int]) -> list[tuple[int, str, int, TypedRecord]]:
+    """The live account (contact) records linked to ``entity_ids``, but ``exclude``: (entity
+    id, integration id, interaction id, typed record), in interaction order. Deals, tickets and
+    the rest linked to them are not members."""
+    _table, links, column = TABLES[kind]
+    ids = sorted(set(entity_ids))
+    if not ids:
+        return []
+    skip = set(exclude)
+    i = interactions.c
+    rows = conn.execute(
+        select(links.c[column], i.integration_id, i.id, i.interaction_type, i.external_id,
+               i.source_updated_at, i.name, i.email, i.website, i.phone, i.first_name,
+               i.last_name, i.account_ref, i.contact_ref, i.fields)
+        .join(interactions, i.id == links.c.interaction_id)
+        .where(among(conn, links.c[column], ids), i.interaction_type == kind,
+               i.deleted_at.is_(None))
+        .order_by(i.id)).all()
+    return [(r[0], r[1], r[2], TypedRecord(
+        interaction_type=r[3], external_id=r[4], updated_at=r[5], name=r[6], email=r[7],
+        website=r[8], phone=r[9], first_name=r[10], last_name=r[11], account_ref=r[12],
+        contact_ref=r[13], fields=r[14] or {})) for r in rows if r[2] not in skip]
+
+
 def account_of_refs(conn: Connection, integration_id: str,
                     account_refs: Iterable[str]) -> dict[str, int]:
     """Source account id (in the same integration) → the matched account it is linked to."""
@@ -231,11 +256,18 @@ def load_profiles(conn: Connection, kind: str, entity_ids: Iterable[int],
     return profiles
 
 
+#: Block keys that carry more than a name: phone, near ids, mailbox, name at a company or
+#: with a birth date.
+STRONG_BLOCKS = ("b:ph:", "b:x:", "b:el:", "b:lc:", "b:fb:", "b:as:")
+
+
 def gather_existing(conn: Connection, customer_id: str, kind: Kind,
                     records: Sequence[Any], rank: Callable[[str], int],
-                    block_keys: Callable[[Any], Iterable[str]]) -> Existing:
+                    block_keys: Callable[[Any], Iterable[str]], *,
+                    every_block: bool = False) -> Existing:
     """The entities that share an id or key with ``records`` and, for records that share
-    none, those in the same tier-3 blocks. Two indexed queries per phase, whatever the size."""
+    none (for every record with ``every_block``), those in the same tier-3 blocks. Two
+    indexed queries per phase, whatever the size."""
     keys = {k for r in records for k in r.ids} | {"k:" + r.key for r in records if r.key}
     hits = lookup_keys(conn, customer_id, kind, keys)
     existing = Existing()
@@ -250,11 +282,19 @@ def gather_existing(conn: Connection, customer_id: str, kind: Kind,
     # A record whose key names only entities its name conflicts with (two people sharing a
     # mailbox, a subsidiary on its parent's domain) is as alone as one without a key: the
     # fuzzy tier must still see its other candidates (the same person's free-mail entity).
-    lonely = [r for r in records if r.linked is None
-              and not any(k in hits for k in r.ids)
-              and not (r.key and "k:" + r.key in hits
-                       and not _all_conflict(kind, r, hits["k:" + r.key], existing))]
-    blocks = lookup_keys(conn, customer_id, kind, {k for r in lonely for k in block_keys(r)})
+    lonely = [
+        r for r in records if r.linked is None
+        and not any(k in hits for k in r.ids)
+        and not (r.key and "k:" + r.key in hits
+                 and not _all_conflict(kind, r, hits["k:" + r.key], existing))]
+    wanted_blocks = {k for r in lonely for k in block_keys(r)}
+    if every_block:
+        # Records an id or key placed already still meet the entities they share a strong
+        # block with (a phone, an id a keystroke apart, a name at one company): those could
+        # join them too, whichever of the two came first.
+        wanted_blocks.update(k for r in records for k in block_keys(r)
+                             if k.startswith(STRONG_BLOCKS))
+    blocks = lookup_keys(conn, customer_id, kind, wanted_blocks)
     # Blocks above MAX_BLOCK are never compared (tier 3 skips them): loading their entities
     # would cost memory and time that grow with the customer's history.
     existing.by_block = blocks = {k: ids for k, ids in blocks.items() if len(ids) <= MAX_BLOCK}

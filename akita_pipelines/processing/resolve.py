@@ -169,6 +169,16 @@ class Plan:
     def count(self, rule: str) -> int:
         return sum(1 for link in self.links if link.rule == rule)
 
+    def combine(self, other: Plan) -> Plan:
+        """Both plans in one (made over disjoint records and entities)."""
+        return Plan(links=[*self.links, *other.links],
+                    new_entities=[*self.new_entities, *other.new_entities],
+                    reviews=[*self.reviews, *other.reviews],
+                    merges=[*self.merges, *other.merges],
+                    updates={**self.updates, **other.updates},
+                    contact_accounts={**self.contact_accounts, **other.contact_accounts},
+                    new_keys=self.new_keys | other.new_keys)
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -1099,3 +1109,103 @@ def _account_of(members: Sequence[Record], rank: Callable[[str], int]) -> Entity
         if m.account is not None:
             return m.account
     return None
+
+
+# ---------------------------------------------------------------- neighbourhoods
+
+
+def settle(plan: Plan, old_of: Mapping[int, int], batch: set[int],
+           profiles: Mapping[int, Profile]) -> Plan:
+    """Carry a plan made afresh over a neighbourhood back onto the entities it held.
+
+    The Processor resolves a batch together with every record already linked to the entities
+    the batch could join (their *neighbourhood*), with no entity fixed in advance, so the
+    partition is the one a single pass over all those records gives, whatever order they came
+    in. This maps each resulting cluster onto the existing entity holding most of its records
+    (largest clusters first), merges entities no cluster kept into the one holding most of their
+    records, and writes only what changed: links of records whose entity changed, golden values
+    that differ, keys, reviews of the batch's own records.
+
+    Args:
+        plan: :func:`resolve`'s plan over the batch and the neighbourhood, with no existing
+            entities (every cluster a new entity).
+        old_of: record → the entity it is linked to today (neighbourhood records and batch
+            records synced before).
+        batch: the batch's records.
+        profiles: the neighbourhood's entities as loaded (their golden values).
+    """
+    members: dict[EntityRef, list[Link]] = defaultdict(list)
+    for link in plan.links:
+        members[link.entity].append(link)
+    order = sorted(plan.new_entities, key=lambda e: (-len(members[e.key]),
+                                                     min(x.interaction_id
+                                                         for x in members[e.key])))
+    assigned: dict[EntityRef, int] = {}
+    taken: set[int] = set()
+    for entity in order:
+        counts: dict[int, int] = defaultdict(int)
+        for link in members[entity.key]:
+            old = old_of.get(link.interaction_id)
+            if old is not None and old not in taken:
+                counts[old] += 1
+        if counts:
+            best = min(counts, key=lambda e: (-counts[e], e))
+            assigned[entity.key] = best
+            taken.add(best)
+    out = Plan()
+    for entity in plan.new_entities:
+        old = assigned.get(entity.key)
+        if old is None:
+            out.new_entities.append(entity)
+            continue
+        current = profiles.get(old)
+        shown = current.values if current is not None else {}
+        changed = {k: v for k, v in entity.values.items()
+                   if k in shown and v is not None and shown.get(k) != v}
+        if changed:
+            out.updates[old] = {**changed, "source": entity.values.get("source"),
+                                "source_updated_at": entity.values.get("source_updated_at")}
+        if entity.account is not None:
+            out.contact_accounts[old] = entity.account
+    new_of = {link.interaction_id: assigned.get(link.entity, link.entity)
+              for link in plan.links}
+    # An entity no cluster kept: its records all went to clusters other entities hold.
+    for old in sorted(set(old_of.values()) - taken):
+        counts = defaultdict(int)
+        for rid, held in old_of.items():
+            now_in = new_of.get(rid)
+            if held == old and isinstance(now_in, int):
+                counts[now_in] += 1
+        if counts:
+            survivor = min(counts, key=lambda e: (-counts[e], e))
+            moved = sorted(r for r, e in old_of.items() if e == old)
+            out.merges.append(Merge(survivor, (old,), {"bridged_by": sorted(
+                r for r in batch if isinstance(new_of.get(r), int)
+                and new_of[r] == survivor)[:2], "records": moved[:20]}))
+    for entity_key, links in members.items():
+        target = assigned.get(entity_key, entity_key)
+        rules = [x.rule for x in links if x.rule != "new"]
+        for link in links:
+            if old_of.get(link.interaction_id) == target:
+                continue  # already there: its link, rule and evidence stay as they are
+            rule = link.rule
+            if rule == "new" and isinstance(target, int):
+                rule = rules[0] if rules else "neighbourhood"
+            out.links.append(Link(link.interaction_id, target, rule, link.score,
+                                  link.evidence))
+    out.new_keys = {(assigned.get(e, e), k) for e, k in plan.new_keys}
+    for review in plan.reviews:
+        cand = str(review.candidate)
+        if review.interaction_id not in batch and cand.startswith("record:") and \
+                int(cand.split(":", 1)[1]) in batch:
+            # The pair seen from the batch's side: its record, the other record's entity.
+            review = Review(int(cand.split(":", 1)[1]), f"record:{review.interaction_id}",
+                            review.rule, review.score, review.evidence)
+        if review.interaction_id in batch:
+            candidate = assigned.get(review.candidate, review.candidate)
+            if isinstance(candidate, str) and candidate.startswith("record:"):
+                # A record that stays where it is has no link in the plan: name its entity.
+                candidate = new_of.get(int(candidate.split(":", 1)[1]), candidate)
+            out.reviews.append(Review(review.interaction_id, candidate, review.rule,
+                                      review.score, review.evidence))
+    return out

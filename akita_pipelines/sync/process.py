@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -36,7 +36,17 @@ from akita_pipelines.processing.features import (
     own_id,
 )
 from akita_pipelines.processing.normalize import account_domain, email_domain, normalize_email
-from akita_pipelines.processing.resolve import Kind, Record, block_keys, resolve
+from akita_pipelines.processing.resolve import (
+    DEFAULT_THRESHOLDS,
+    Existing,
+    Kind,
+    Plan,
+    Record,
+    block_keys,
+    resolve,
+    score_pair,
+    settle,
+)
 from akita_pipelines.providers.base import Stream
 from akita_pipelines.providers.registry import get_provider
 from akita_pipelines.sync.failures import record_failure, record_success
@@ -96,14 +106,90 @@ def source_ranker(conn: Connection, customer_id: str) -> Callable[[str], int]:
     return lambda source: ranks.get(source, len(order))
 
 
-def _account_records(live: list[TypedRecord], ids: dict[str, int], provider: str,
-                     links: dict[int, int]) -> list[Record]:
+def _account_records(live: list[TypedRecord], ids: Mapping[str, int], provider: str,
+                     links: Mapping[int, int]) -> list[Record]:
     return [account_record(
         ids[r.external_id], name=r.name, website=r.website, phone=r.phone, email=r.email,
         address=address_of(r.fields), ids=(own_id(provider, r.external_id),
                                            *cross_ids("accounts", r.fields)),
         linked=links.get(ids[r.external_id]), source=provider, updated_at=r.updated_at)
         for r in live]
+
+
+def _records(conn: Connection, kind: Kind, customer_id: str, integration_id: str,
+             live: list[TypedRecord], ids: Mapping[str, int], links: Mapping[int, int]
+             ) -> list[Record]:
+    """One integration's typed records as the matcher's records."""
+    provider = integration_id.split(".", 1)[0]
+    if kind == "accounts":
+        return _account_records(live, ids, provider, links)
+    accounts = _contact_accounts(conn, customer_id, integration_id, live)
+    return [contact_record(
+        ids[r.external_id], email=r.email, first_name=r.first_name,
+        last_name=r.last_name, name=r.name, phone=r.phone, address=address_of(r.fields),
+        ids=(own_id(provider, r.external_id), *cross_ids("contacts", r.fields)),
+        linked=links.get(ids[r.external_id]),
+        account=accounts[r.external_id][0] if r.external_id in accounts else None,
+        source=provider, updated_at=r.updated_at) for r in live]
+
+
+def _resolve_neighbourhood(conn: Connection, kind: Kind, customer_id: str,
+                           recs: list[Record], existing: Existing,
+                           rank: Callable[[str], int]) -> Plan:
+    """Resolve a batch together with every record of the entities it could join, none of them
+    fixed in advance, and carry the result back onto those entities (:func:`settle`): the
+    partition a single pass over all of them gives, whatever order they arrived in."""
+    th = DEFAULT_THRESHOLDS[kind]
+    plausible: dict[int, set[int]] = {}
+    for r in recs:
+        # The entities this record could join: the ones its ids and key name, and those of
+        # its blocks it scores at least the review threshold with.
+        held = {r.linked} if r.linked is not None else set()
+        held.update(e for k in r.ids if (e := existing.by_id.get(k)) is not None)
+        held.update(existing.by_key.get(r.key, ()) if r.key else ())
+        for k in block_keys(kind, r):
+            for e in existing.by_block.get(k, ()):
+                if e not in held and e in existing.profiles and \
+                        score_pair(kind, r, existing.profiles[e]).total >= th.review:
+                    held.add(e)
+        plausible[r.rid] = {e for e in held if e in existing.profiles}
+    # A record alone with the one entity its key or ids name (no other record of the batch
+    # shares that entity, its key or its ids) is decided the same way in any company: the
+    # plain path, without the entity's records.
+    claims: dict[tuple[str, object], int] = defaultdict(int)
+
+    def keys_of(r: Record) -> tuple[str, ...]:
+        return (r.key, *r.ids) if r.key else r.ids
+
+    for r in recs:
+        for e in plausible[r.rid]:
+            claims[("e", e)] += 1
+        for k in keys_of(r):
+            claims[("k", k)] += 1
+    alone = [r for r in recs if len(plausible[r.rid]) == 1
+             and all(claims[("e", e)] == 1 for e in plausible[r.rid])
+             and all(claims[("k", k)] == 1 for k in keys_of(r))]
+    plain = resolve(kind, alone, existing, source_rank=rank) if alone else Plan()
+    done = {r.rid for r in alone}
+    rest = [r for r in recs if r.rid not in done]
+    if not rest:
+        return plain
+    batch = {r.rid for r in rest}
+    wanted = {e for r in rest for e in plausible[r.rid]}
+    found = entities.member_interactions(conn, kind, wanted, exclude=batch)
+    old_of = {r.rid: r.linked for r in rest if r.linked is not None}
+    by_integration: dict[str, list[tuple[int, int, TypedRecord]]] = defaultdict(list)
+    for entity_id, integration_id, interaction_id, typed in found:
+        by_integration[integration_id].append((entity_id, interaction_id, typed))
+        old_of[interaction_id] = entity_id
+    pool = [replace(r, linked=None) for r in rest]
+    for integration_id, rows in sorted(by_integration.items()):
+        member_ids = {typed.external_id: interaction_id for _, interaction_id, typed in rows}
+        pool += _records(conn, kind, customer_id, integration_id, [t for _, _, t in rows],
+                         member_ids, {})
+    fresh = resolve(kind, pool, None, source_rank=rank)
+    settled = settle(fresh, old_of, batch, existing.profiles)
+    return plain.combine(settled) if alone else settled
 
 
 def _contact_accounts(conn: Connection, customer_id: str, integration_id: str,
@@ -142,27 +228,19 @@ def process_batch(conn: Connection, *, customer_id: str, integration_id: str,
     live = [r for r in records if not r.deleted]
     result.deleted += len(records) - len(live)
     interaction_type = records[0].interaction_type if records else ""
-    provider = integration_id.split(".", 1)[0]
     if interaction_type in ("accounts", "contacts"):
         kind: Kind = "accounts" if interaction_type == "accounts" else "contacts"
         rank = source_ranker(conn, customer_id)
         table, link_table, column = entities.TABLES[kind]
         links = entities.existing_links(conn, link_table, column, ids.values())
-        if kind == "accounts":
-            recs = _account_records(live, ids, provider, links)
-        else:
-            accounts = _contact_accounts(conn, customer_id, integration_id, live)
-            recs = [contact_record(
-                ids[r.external_id], email=r.email, first_name=r.first_name,
-                last_name=r.last_name, name=r.name, phone=r.phone, address=address_of(r.fields),
-                ids=(own_id(provider, r.external_id), *cross_ids("contacts", r.fields)),
-                linked=links.get(ids[r.external_id]),
-                account=accounts[r.external_id][0] if r.external_id in accounts else None,
-                source=provider, updated_at=r.updated_at) for r in live]
+        recs = _records(conn, kind, customer_id, integration_id, live, ids, links)
         existing = entities.gather_existing(conn, customer_id, kind, recs, rank,
-                                            partial(block_keys, kind))
+                                            partial(block_keys, kind), every_block=True)
         decisions.constrain(conn, customer_id, kind, existing, [r.rid for r in recs], rank)
-        plan = resolve(kind, recs, existing, source_rank=rank)
+        if existing.profiles and not (existing.constrained() or existing.entities_apart):
+            plan = _resolve_neighbourhood(conn, kind, customer_id, recs, existing, rank)
+        else:
+            plan = resolve(kind, recs, existing, source_rank=rank)
         if plan.reviews and (existing.constrained() or existing.entities_apart):
             linked = {r.rid: r.linked for r in recs}
             plan.reviews = [v for v in plan.reviews if not decisions.decided(
