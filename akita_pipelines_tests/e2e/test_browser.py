@@ -1,8 +1,11 @@
 """The Dagster UI in a real browser: pip's playwright driving Debian's Chromium, headless.
 
-Screenshots land in ``test-artifacts/`` (gitignored): the asset catalog, the Salesforce group,
-a partition's metadata, the Materialize dialog with one partition chosen, the finished run and
-the partition's new materialisation.
+Screenshots land in ``test-artifacts/screenshots/`` (gitignored): the asset catalog, the
+Salesforce group, a partition's metadata, the Materialize dialog with one partition chosen, the
+finished run and the partition's new materialisation (01-06); the matched accounts' events,
+checks and lineage (07-09); a UI backfill's dialog and a backfilled partition (10-11); a revoked
+grant on its run and partition pages (12-13); a late integration on its check and partition
+(14-15).
 """
 
 from __future__ import annotations
