@@ -29,13 +29,14 @@ from typing import Any
 
 import httpx
 from dagster import DagsterRunStatus, SensorResult, build_sensor_context, instance_for_test
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.db import push
 from akita_pipelines.db.engine import make_engine
 from akita_pipelines.db.migrate import upgrade
+from akita_pipelines.db.schema import webhook_events, webhook_subscriptions
 from akita_pipelines.db.state import get_object
 from akita_pipelines.defs.definitions import build_definitions
 from akita_pipelines.defs.resources import AkitaDatabase
@@ -59,6 +60,7 @@ def freshness() -> list[Figure]:
     rng = random.Random(5)
     latencies: list[float] = []
     runs: list[float] = []
+    changes: list[tuple[str, float, float]] = []  # (integration, changed at, notified at)
     with running_push_stack(providers=PROVIDERS) as stack:
         stack.wait_first_syncs(timeout=600)
         with stack.engine.connect() as conn:
@@ -71,14 +73,37 @@ def freshness() -> list[Figure]:
             wait_for(lambda i=integration_id, n=new_id: stack.linked_at(i, n),  # type: ignore[misc]
                      timeout=300, what=f"{provider} change linked", interval=0.1)
             latencies.append(time.time() - started)
+            with stack.engine.connect() as conn:
+                notified = conn.execute(
+                    select(func.max(webhook_events.c.received_at))
+                    .join(webhook_subscriptions,
+                          webhook_subscriptions.c.id == webhook_events.c.subscription_id)
+                    .where(webhook_subscriptions.c.integration_id == integration_id)
+                ).scalar_one()
+            changes.append((integration_id, started, notified.timestamp()))
             time.sleep(rng.uniform(2, 6))
-        for run in stack.stack.stored_runs():
-            if run.tags.get("akita/trigger") == "push" and run.start_time and run.end_time:
+        created = stack.stack.run_creation_times()
+        pushed = [r for r in stack.stack.stored_runs() if r.tags.get("akita/trigger") == "push"]
+        for run in pushed:
+            if run.start_time and run.end_time:
                 runs.append(run.end_time - run.start_time)
+    stages: dict[str, list[float]] = defaultdict(list)
+    for (integration_id, started, notified), total in zip(changes, latencies, strict=True):
+        chosen = min((r for r in pushed if r.partition == integration_id and r.start_time
+                      and created.get(r.run_id, 0) >= notified), default=None,
+                     key=lambda r: created[r.run_id])
+        if chosen is None or chosen.start_time is None:
+            continue
+        stages["notified"].append(notified - started)
+        stages["run requested"].append(created[chosen.run_id] - notified)
+        stages["run started"].append(chosen.start_time - created[chosen.run_id])
+        stages["matched"].append(started + total - chosen.start_time)
     interval = 86400 / frequency
     run_seconds = statistics.median(runs) if runs else 0.0
     print(json.dumps({"push_latencies": [round(x, 1) for x in latencies],
-                      "push_run_seconds": [round(x, 1) for x in runs]}))
+                      "push_run_seconds": [round(x, 1) for x in runs],
+                      "median_stage_seconds": {k: round(statistics.median(v), 1)
+                                               for k, v in stages.items()}}))
     p50, p95 = statistics.median(latencies), _quantile(latencies, 0.95)
     return [
         Figure("freshness through push: change → matched row, p50 / p95",

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from akita_pipelines.core.types import Customer, Integration
-from akita_pipelines.db.engine import make_engine
+from akita_pipelines.db.engine import akita_home, make_engine
 from akita_pipelines.db.migrate import upgrade
 from akita_pipelines.db.schema import account_links, interactions
 from akita_pipelines.push.subscribe import subscribe_sandbox
@@ -111,7 +111,8 @@ def running_push_stack(providers: tuple[str, ...] = ("stripe",),
             "DAGSTER_PG_HOST": host, "DAGSTER_PG_PORT": port, "DAGSTER_PG_USER": "akita",
             "DAGSTER_PG_PASSWORD": "unused-trust-auth", "DAGSTER_PG_DB": "dagster",
             "AKITA_DATABASE_URL": akita_db_url,
-            "AKITA_HOME": os.environ.get("AKITA_HOME", str(home / "akita")),
+            # The processes decrypt what this one encrypted: the same home, the same key.
+            "AKITA_HOME": str(akita_home()),
             "PYTHONUNBUFFERED": "1",
         }
         subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, cwd=ROOT,

@@ -234,3 +234,37 @@ def test_intercom_lists_contacts_for_its_official_client() -> None:
         expected = [c["id"] for c in sandbox.emulators["intercom"].records("contacts")]
         assert listed == expected
         assert len(listed) > 40  # more than one page
+
+
+def test_webhook_secrets_are_stored_encrypted_and_never_logged(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from akita_pipelines.db.schema import webhook_subscriptions
+    from akita_pipelines.push.receiver import Receiver as Logic
+
+    caplog.set_level(logging.DEBUG)
+    add_customer(engine, Customer(id="acme", name="Acme"))
+    add_integration(engine, Integration(id="stripe.acme", customer_id="acme",
+                                        provider="stripe",
+                                        config={"base_url": "http://127.0.0.1:9"}),
+                    {"api_key": "sk_test"})
+    secret = "whsec_never_shown_0123456789"
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        sub = push.create_subscription(conn, "stripe.acme", secret=secret, account_ref=None,
+                                       now=now)
+    logic = Logic(engine)
+    path = f"/webhooks/stripe/{sub.path_token}"
+    body = json.dumps({"id": "evt_9", "object": "event", "type": "customer.updated"}).encode()
+    answers = [logic.handle("stripe", sub.path_token, method="POST", url=path, path=path,
+                            headers=headers, body=body).status
+               for headers in (stripe_signature(secret, path, body, now),
+                               stripe_signature("whsec_wrong", path, body, now), {})]
+    assert answers == [200, 401, 401]
+    with engine.connect() as conn:
+        stored = conn.execute(select(webhook_subscriptions.c.secret)).scalar_one()
+    assert set(stored) == {"fernet"}
+    assert secret not in json.dumps(stored)
+    assert secret not in caplog.text
+    assert secret not in repr(sub)
