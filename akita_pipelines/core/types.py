@@ -41,21 +41,6 @@ class Integration:
 
 
 @dataclass(frozen=True)
-class IntegrationObject:
-    """Integration × interaction type, with its sync state."""
-
-    integration_id: str
-    interaction_type: str
-    cursor: datetime | None = None
-    last_synced_at: datetime | None = None
-    last_attempt_at: datetime | None = None
-    next_due_at: datetime | None = None
-    consecutive_failures: int = 0
-    state: str = "ok"
-    last_error: str | None = None
-
-
-@dataclass(frozen=True)
 class TypedRecord:
     """One interaction in typed form: the fields the processor needs, plus the rest as ``fields``.
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -79,12 +78,6 @@ def set_integration_state(conn: Connection, integration_id: str, state: str,
                      .where(integration_objects.c.integration_id == integration_id)
                      .values(consecutive_failures=0, state="ok", last_error=None,
                              next_due_at=now))
-
-
-@dataclass(frozen=True)
-class ObjectSettings:
-    frequency_per_day: float
-    enabled: bool
 
 
 def effective_layers(spec: ProviderSpec, customer: Customer, integration: Integration,
@@ -176,14 +169,4 @@ def registered_types(conn: Connection,
         spec = providers.get(integration.provider)
         if spec is not None:
             found.setdefault(spec.name, set()).update(spec.streams_for(integration.config))
-    return found
-
-
-def secrets_of(values: Iterable[Mapping[str, Any]]) -> set[str]:
-    """Every credential value (for log scrubbing and the secrets test)."""
-    found: set[str] = set()
-    for creds in values:
-        for value in creds.values():
-            if isinstance(value, str) and len(value) >= 6:
-                found.add(value)
     return found

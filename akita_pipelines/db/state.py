@@ -334,13 +334,6 @@ def record_retrieved(conn: Connection, sync_id: int, *, records_fetched: int,
         records_fetched=records_fetched, pages=pages))
 
 
-def reset_cursor(conn: Connection, object_id: int) -> None:
-    """A full re-read: forget cursor and checkpoint (records are deduplicated on the way in)."""
-    conn.execute(update(integration_objects).where(integration_objects.c.id == object_id)
-                 .values(cursor=None, checkpoint=None))
-
-
-
 def mark_due(conn: Connection, integration_id: str, types: Sequence[str],
              now: datetime) -> list[int]:
     """Make the enabled Integration Objects of ``types`` due at ``now`` (a provider said they

@@ -34,7 +34,6 @@ import hashlib
 import logging
 import os
 import posixpath
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -286,13 +285,3 @@ class FilesConnector:
                                              for line, row in rows[start:start + size]]
             yield Page(records=dedupe_last(records, stream.primary_key),
                        checkpoint=item.arrived)
-
-
-def copy_into_inbox(source: str, inbox: str) -> str:
-    """Copy a local file into a local inbox atomically (write aside, then rename): for the demo
-    and tests, and the way customers' upload tools should do it."""
-    target = os.path.join(inbox, os.path.basename(source))
-    partial = os.path.join(inbox, f".{os.path.basename(source)}.partial")
-    shutil.copyfile(source, partial)
-    os.replace(partial, target)
-    return target
