@@ -1,19 +1,19 @@
-"""Bulk upserts below SQLAlchemy's per-row statement machinery.
+"""The write door: repositories write many rows through :func:`upsert`, :func:`insert_new`
+and :func:`update_by_key` (new ids from :func:`draw_ids`), which pick the path themselves.
 
 PostgreSQL, many rows: COPY into a temp table, then one INSERT … SELECT … ON CONFLICT.
-SQLAlchemy runs an ``ON CONFLICT DO UPDATE`` executemany row by row on psycopg2 (about 5k
-rows/s on a 2-core machine); COPY and one set-based upsert is an order of magnitude faster.
-PostgreSQL, a few rows (below :data:`MIN_ROWS`): one INSERT … SELECT FROM unnest(arrays), each
-column one array literal; a temp table's catalog work would cost more than the rows.
+SQLAlchemy would run an ``ON CONFLICT DO UPDATE`` executemany row by row on psycopg2; COPY and
+one set-based statement do the same work once. A few rows (below :data:`MIN_ROWS`): one
+INSERT … SELECT FROM unnest(arrays), each column one array literal, because a temp table's
+catalog work would cost more than the rows.
 
 Values are converted column by column: a column whose values share one type goes through one
 C-level ``map`` (or is used as it is), and one scan of the joined column decides whether any
 value needs escaping, instead of a Python call per value.
 
-SQLite: one ``executemany`` of a prepared upsert on the driver's cursor, values converted by
-the columns' own bind processors (so they are stored exactly as SQLAlchemy stores them). The
-statement is the same; what goes is SQLAlchemy's per-row parameter compilation, which cost
-more than SQLite's own work.
+SQLite: one ``executemany`` of a prepared statement on the driver's cursor, values converted by
+the columns' own bind processors (so they are stored as SQLAlchemy stores them), without
+SQLAlchemy's per-row parameter compilation, which costs more than SQLite's own work.
 
 Identifiers come from our own ``Table`` objects, never from input; values travel as COPY text
 or array literals (escaped here), or as driver parameters.
@@ -32,14 +32,15 @@ from itertools import repeat
 from operator import attrgetter, is_, itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, Table
+from sqlalchemy import JSON, Column, Connection, Table, bindparam, func, select, text
+from sqlalchemy import update as sa_update
 from sqlalchemy.dialects import postgresql
 
 from akita_pipelines.core import jsonfast
 
 _names = itertools.count()
 
-#: Below this many rows :func:`copy_upsert` sends arrays instead of COPY into a temp table.
+#: Below this many rows the PostgreSQL paths send arrays instead of COPY into a temp table.
 MIN_ROWS = 1000
 
 #: One column's values, a row's value at the row's index.
@@ -160,18 +161,7 @@ def by_column(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
                     strict=True))
 
 
-def copy_upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
-                keys: Sequence[str], set_sql: Mapping[str, str],
-                returning: Sequence[str] = ()) -> list[tuple[Any, ...]]:
-    """Upsert ``rows`` (dicts with the same keys) into ``table`` on PostgreSQL: see
-    :func:`upsert_columns`."""
-    if not rows:
-        return []
-    return upsert_columns(conn, table, by_column(rows), keys=keys, set_sql=set_sql,
-                          returning=returning)
-
-
-def upsert_columns(conn: Connection, table: Table, columns: Columns, *,
+def _pg_upsert(conn: Connection, table: Table, columns: Columns, *,
                    keys: Sequence[str], set_sql: Mapping[str, str],
                    returning: Sequence[str] = ()) -> list[tuple[Any, ...]]:
     """Upsert rows given column by column into ``table`` on PostgreSQL, in one statement
@@ -259,21 +249,11 @@ def _copy_to_temp(cursor: Any, table: Table, columns: Columns) -> str:
     return stage
 
 
-def insert_new(conn: Connection, table: Table, columns: Columns) -> None:
-    """Insert rows that cannot conflict with any stored row (new entities under ids just drawn
-    from their sequence, and their match keys), given column by column.
-
-    PostgreSQL: COPY straight into the table (from :data:`MIN_ROWS` rows), else one INSERT …
-    SELECT FROM unnest; no temp table and no conflict check per row (the speculative insertion
-    of ``ON CONFLICT`` cost about half of writing a new entity's keys). SQLite: one plain
-    ``executemany`` INSERT. A row that does conflict raises IntegrityError: nothing is lost
-    silently.
-    """
+def _copy_insert(conn: Connection, table: Table, columns: Columns) -> None:
+    """PostgreSQL: rows that cannot conflict, COPY'd straight into the table (from
+    :data:`MIN_ROWS` rows) or in one INSERT … SELECT FROM unnest."""
     n_rows = len(next(iter(columns.values()), ()))
     if not n_rows:
-        return
-    if conn.dialect.name != "postgresql":
-        sqlite_upsert_columns(conn, table, columns)
         return
     col_list = ", ".join(_quote(c) for c in columns)
     cursor = _driver_cursor(conn)
@@ -287,39 +267,11 @@ def insert_new(conn: Connection, table: Table, columns: Columns) -> None:
         cursor.close()
 
 
-def use_copy(conn: Connection, n_rows: int) -> bool:
-    """Whether :func:`copy_upsert` applies (PostgreSQL, any batch size: it takes arrays below
-    :data:`MIN_ROWS` rows)."""
-    return conn.dialect.name == "postgresql" and n_rows > 0
-
-
-def use_driver(conn: Connection) -> bool:
-    """Whether :func:`sqlite_upsert` applies (SQLite, any batch size)."""
-    return conn.dialect.name == "sqlite"
-
-
-def sqlite_upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
-                  keys: Sequence[str] = (), set_sql: Mapping[str, str] | None = None) -> None:
-    """Insert or upsert ``rows`` on SQLite with one driver-level ``executemany``.
-
-    Args:
-        conn: a connection inside a transaction.
-        table: the target table.
-        rows: dicts with the same keys.
-        keys: the conflict target; empty for a plain INSERT.
-        set_sql: as for :func:`copy_upsert`; empty or None means ``DO NOTHING``.
-    """
-    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for row in rows:  # rows with different columns go as separate statements
-        groups.setdefault(tuple(row), []).append(row)
-    for group in groups.values():
-        sqlite_upsert_columns(conn, table, by_column(group), keys=keys, set_sql=set_sql)
-
-
-def sqlite_upsert_columns(conn: Connection, table: Table, columns: Columns, *,
+def _sqlite_write(conn: Connection, table: Table, columns: Columns, *,
                           keys: Sequence[str] = (),
                           set_sql: Mapping[str, str] | None = None) -> None:
-    """:func:`sqlite_upsert` of rows given column by column."""
+    """Insert or upsert rows given column by column on SQLite with one driver-level
+    ``executemany``; ``keys`` empty for a plain INSERT, ``set_sql`` as for :func:`upsert`."""
     if not len(next(iter(columns.values()), ())):
         return
     names = list(columns)
@@ -358,7 +310,7 @@ def _convert(processor: Callable[[Any], Any], values: Sequence[Any]) -> list[Any
     return list(map(processor, values))
 
 
-def copy_update(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
+def _pg_update(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
                 key: str = "id") -> None:
     """``UPDATE table SET … WHERE key = …`` for many rows with the same columns, on PostgreSQL,
     in one ``UPDATE … FROM`` array literals or, from :data:`MIN_ROWS` rows, a temp table
@@ -380,3 +332,107 @@ def copy_update(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
                        f"WHERE t.{_quote(key)} = s.{_quote(key)}", params or None)
     finally:
         cursor.close()
+
+
+# The write door: every bulk write of the repositories goes through these, which pick the path.
+
+
+def _postgresql(conn: Connection) -> bool:
+    name = conn.dialect.name
+    if name not in ("postgresql", "sqlite"):
+        raise NotImplementedError(f"unsupported database dialect {name!r}")
+    return name == "postgresql"
+
+
+def _as_columns(rows: Sequence[Mapping[str, Any]] | Columns) -> list[Columns]:
+    """Rows or columns as column groups: rows with different keys go as separate groups."""
+    if isinstance(rows, Mapping):
+        return [rows]
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    return [by_column(group) for group in groups.values()]
+
+
+def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]] | Columns, *,
+           keys: Sequence[str], set_sql: Mapping[str, str] | None = None,
+           returning: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+    """Insert or upsert ``rows`` into ``table`` by the fastest path the database has:
+    PostgreSQL COPY or arrays (:func:`_pg_upsert`), SQLite one driver ``executemany``
+    (:func:`_sqlite_write`).
+
+    Args:
+        conn: a connection inside a transaction.
+        table: the target table.
+        rows: dicts (rows with different keys go as separate statements), or columns
+            (column name → one value per row).
+        keys: the conflict target (a unique constraint's columns).
+        set_sql: column → SQL expression for ``DO UPDATE SET`` (may use ``excluded.col`` and
+            the table's own columns); empty or None means ``DO NOTHING``.
+        returning: columns to return for every inserted or updated row, on PostgreSQL only
+            (SQLite's driver path returns nothing: read the rows back).
+    """
+    postgresql = _postgresql(conn)
+    if returning and not postgresql:
+        raise ValueError("RETURNING from a bulk upsert needs PostgreSQL: read the rows back")
+    result: list[tuple[Any, ...]] = []
+    for columns in _as_columns(rows):
+        if postgresql:
+            result += _pg_upsert(conn, table, columns, keys=keys, set_sql=set_sql or {},
+                                     returning=returning)
+        else:
+            _sqlite_write(conn, table, columns, keys=keys, set_sql=set_sql)
+    return result
+
+
+def insert_new(conn: Connection, table: Table,
+               rows: Sequence[Mapping[str, Any]] | Columns) -> None:
+    """Insert rows that cannot conflict with any stored row (new entities under ids just drawn
+    by :func:`draw_ids`, and their match keys).
+
+    PostgreSQL: COPY straight into the table (from :data:`MIN_ROWS` rows), else one INSERT …
+    SELECT FROM unnest; no temp table and no conflict check per row (the speculative insertion
+    of ``ON CONFLICT`` would cost about as much as the write). SQLite: one plain
+    ``executemany`` INSERT. A row that does conflict raises IntegrityError: nothing is lost
+    silently.
+    """
+    postgresql = _postgresql(conn)
+    for columns in _as_columns(rows):
+        if postgresql:
+            _copy_insert(conn, table, columns)
+        else:
+            _sqlite_write(conn, table, columns)
+
+
+def draw_ids(conn: Connection, table: Table, n: int) -> list[int]:
+    """``n`` new ids for ``table``'s ``id`` column, to insert rows under with :func:`insert_new`.
+
+    PostgreSQL draws them from the table's sequence in one round trip. SQLite cannot batch
+    ``INSERT … RETURNING`` in parameter order, so the ids follow ``max(id)``, under SQLite's
+    write lock (taken here if the caller has not) so that ``max(id)`` cannot move before the
+    insert.
+    """
+    if _postgresql(conn):
+        return [int(i) for i in conn.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": n}).scalars()]
+    # A write that matches nothing still takes the write lock.
+    conn.execute(sa_update(table).where(table.c.id == -1).values(id=table.c.id))
+    top = conn.execute(select(func.max(table.c.id))).scalar_one() or 0
+    return list(range(top + 1, top + 1 + n))
+
+
+def update_by_key(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
+                  key: str = "id") -> None:
+    """``UPDATE table SET … WHERE key = …`` for many rows with the same columns: PostgreSQL
+    one ``UPDATE … FROM`` arrays or a COPY-filled temp table (:func:`_pg_update`), SQLite
+    one ``executemany``."""
+    if not rows:
+        return
+    if _postgresql(conn):
+        _pg_update(conn, table, rows, key=key)
+        return
+    names = [c for c in rows[0] if c != key]
+    conn.execute(sa_update(table).where(table.c[key] == bindparam(f"_{key}"))
+                 .values(**{c: bindparam(f"_{c}") for c in names}),
+                 [{f"_{c}": v for c, v in row.items()} for row in rows])

@@ -17,23 +17,12 @@ from sqlalchemy import (
     delete,
     func,
     select,
-    text,
     update,
 )
 
 from akita_pipelines.core.types import TypedRecord
-from akita_pipelines.db.bulk import (
-    by_column,
-    copy_update,
-    copy_upsert,
-    insert_new,
-    sqlite_upsert,
-    sqlite_upsert_columns,
-    upsert_columns,
-    use_copy,
-    use_driver,
-)
-from akita_pipelines.db.dialect import among, insert_for, upsert
+from akita_pipelines.db import bulk
+from akita_pipelines.db.dialect import among
 from akita_pipelines.db.schema import (
     account_links,
     accounts,
@@ -50,6 +39,8 @@ from akita_pipelines.processing.resolve import (
     EntityRef,
     Existing,
     Kind,
+    Link,
+    NewEntity,
     Plan,
     Profile,
     names_conflict,
@@ -68,28 +59,22 @@ def upsert_interactions(conn: Connection, *, customer_id: str, integration_id: s
         return {}
     keys = ["integration_id", "interaction_type", "external_id"]
     set_sql = {c: f"excluded.{c}" for c in INTERACTION_UPDATE}
-    if use_driver(conn):
-        # One statement may not touch a row twice: the last copy of a repeated id wins.
-        records = list({(r.interaction_type, r.external_id): (r, d)
-                        for r, d in records}.values())
-    columns = _interaction_columns(customer_id, integration_id, records, now)
-    if use_copy(conn, len(records)):
-        result = upsert_columns(conn, interactions, columns, keys=keys, set_sql=set_sql,
-                                returning=["id", "external_id"])
+    if conn.dialect.name == "postgresql":
+        columns = _interaction_columns(customer_id, integration_id, records, now)
+        result = bulk.upsert(conn, interactions, columns, keys=keys, set_sql=set_sql,
+                             returning=["id", "external_id"])
         return {external_id: row_id for row_id, external_id in result}
-    if use_driver(conn):
-        sqlite_upsert_columns(conn, interactions, columns, keys=keys, set_sql=set_sql)
-        found: dict[str, int] = {}
-        for kind in sorted({r.interaction_type for r, _ in records}):
-            found.update(interaction_ids(conn, integration_id, kind,
-                                         (r.external_id for r, _ in records
-                                          if r.interaction_type == kind)))
-        return found
-    stmt = upsert(conn, interactions, keys, None, update=INTERACTION_UPDATE).returning(
-        interactions.c.id, interactions.c.external_id)
-    rows = [dict(zip(columns, values, strict=True))
-            for values in zip(*columns.values(), strict=True)]
-    return {row.external_id: row.id for row in conn.execute(stmt, rows)}
+    # SQLite's driver path returns nothing: the ids are read back. One statement may not
+    # touch a row twice: the last copy of a repeated id wins.
+    records = list({(r.interaction_type, r.external_id): (r, d) for r, d in records}.values())
+    columns = _interaction_columns(customer_id, integration_id, records, now)
+    bulk.upsert(conn, interactions, columns, keys=keys, set_sql=set_sql)
+    found: dict[str, int] = {}
+    for kind in sorted({r.interaction_type for r, _ in records}):
+        found.update(interaction_ids(conn, integration_id, kind,
+                                     (r.external_id for r, _ in records
+                                      if r.interaction_type == kind)))
+    return found
 
 
 def _interaction_columns(customer_id: str, integration_id: str,
@@ -312,107 +297,133 @@ def _all_conflict(kind: Kind, record: Any, entity_ids: Sequence[int],
 
 def apply_plan(conn: Connection, customer_id: str, kind: Kind, plan: Plan, existing: Existing,
                now: datetime) -> dict[str, int]:
-    """Write a match plan: new entities, merges, links, keys, reviews, golden-record updates."""
-    table, links, column = TABLES[kind]
-    new_ids: dict[str, int] = {}
-    if plan.new_entities:
-        rows = []
-        for entity in plan.new_entities:
-            row: dict[str, Any] = {"customer_id": customer_id, "created_at": now,
-                                   "updated_at": now, **_columns(table, entity.values)}
-            if kind == "contacts":
-                row["account_id"] = entity.account if isinstance(entity.account, int) else None
-            rows.append(row)
-        new_ids = _insert_entities(conn, table, [e.key for e in plan.new_entities], rows)
+    """Write a match plan: new entities, merges, links, keys, reviews, golden-record updates
+    (and, for contacts, the accounts of contacts that had none); returns plan key → new id."""
+    new_ids = _write_new_entities(conn, customer_id, kind, plan.new_entities, now)
     for merge in plan.merges:
         for absorbed in merge.absorbed:
             merge_entities(conn, customer_id, kind, merge.survivor, absorbed, now,
                            dict(merge.evidence))
-    if plan.links:
-        rows = [{"interaction_id": link.interaction_id,
-                 column: link.entity if isinstance(link.entity, int) else new_ids.get(link.entity),
-                 "customer_id": customer_id, "rule": link.rule, "score": link.score,
-                 "evidence": link.evidence, "linked_at": now} for link in plan.links]
-        cols = [column, "rule", "score", "evidence", "linked_at"]
-        if use_copy(conn, len(rows)):
-            copy_upsert(conn, links, rows, keys=["interaction_id"],
-                        set_sql={c: f"excluded.{c}" for c in cols})
-        elif use_driver(conn):
-            sqlite_upsert(conn, links, rows, keys=["interaction_id"],
-                          set_sql={c: f"excluded.{c}" for c in cols})
-        else:
-            conn.execute(upsert(conn, links, ["interaction_id"], None, update=cols), rows)
+    _write_links(conn, customer_id, kind, plan.links, new_ids, now)
+    _write_keys(conn, customer_id, kind, plan.new_keys, existing, new_ids)
+    _write_reviews(conn, customer_id, kind, plan, new_ids, now)
+    _write_golden_updates(conn, kind, plan.updates, now)
+    if kind == "contacts":
+        _write_contact_accounts(conn, customer_id, plan.contact_accounts, now)
+    return new_ids
+
+
+def _write_new_entities(conn: Connection, customer_id: str, kind: Kind,
+                        entities: Sequence[NewEntity], now: datetime) -> dict[str, int]:
+    """Insert the plan's new entities under freshly drawn ids; return plan key → new id."""
+    if not entities:
+        return {}
+    table = TABLES[kind][0]
+    rows = []
+    for entity in entities:
+        row: dict[str, Any] = {"customer_id": customer_id, "created_at": now,
+                               "updated_at": now, **_columns(table, entity.values)}
+        if kind == "contacts":
+            row["account_id"] = entity.account if isinstance(entity.account, int) else None
+        rows.append(row)
+    for row, new_id in zip(rows, bulk.draw_ids(conn, table, len(rows)), strict=True):
+        row["id"] = new_id
+    bulk.insert_new(conn, table, rows)  # fresh ids: nothing to conflict with
+    return {entity.key: row["id"] for entity, row in zip(entities, rows, strict=True)}
+
+
+def _write_links(conn: Connection, customer_id: str, kind: Kind, links_: Sequence[Link],
+                 new_ids: Mapping[str, int], now: datetime) -> None:
+    """Link each record to its entity (a record's earlier link is replaced)."""
+    if not links_:
+        return
+    _table, links, column = TABLES[kind]
+    rows = [{"interaction_id": link.interaction_id,
+             column: link.entity if isinstance(link.entity, int) else new_ids.get(link.entity),
+             "customer_id": customer_id, "rule": link.rule, "score": link.score,
+             "evidence": link.evidence, "linked_at": now} for link in links_]
+    bulk.upsert(conn, links, rows, keys=["interaction_id"], set_sql={
+        c: f"excluded.{c}" for c in (column, "rule", "score", "evidence", "linked_at")})
+
+
+def _write_keys(conn: Connection, customer_id: str, kind: Kind,
+                new_keys: Iterable[tuple[EntityRef, str]], existing: Existing,
+                new_ids: Mapping[str, int]) -> None:
+    """Index the plan's match keys for later batches (those not indexed yet)."""
     # A new entity has no keys yet; an existing one may have some of them indexed already.
     # (key, entity) tuples sort by key without a key function: inserts in index order.
     key_rows = sorted({(k, e if isinstance(e, int) else new_ids[e])
-                       for e, k in plan.new_keys
+                       for e, k in new_keys
                        if len(k) <= 400 and not (isinstance(e, int) and _indexed(existing, e, k))
                        and (isinstance(e, int) or e in new_ids)})
     if new_ids:
         # A new entity's keys cannot be indexed yet: they go in without a conflict check.
         fresh = set(new_ids.values())
-        insert_new(conn, match_keys, _key_columns(customer_id, kind,
-                                                  [row for row in key_rows if row[1] in fresh]))
+        bulk.insert_new(conn, match_keys, _key_columns(
+            customer_id, kind, [row for row in key_rows if row[1] in fresh]))
         key_rows = [row for row in key_rows if row[1] not in fresh]
     if key_rows:
-        columns = _key_columns(customer_id, kind, key_rows)
-        if use_driver(conn):
-            sqlite_upsert_columns(conn, match_keys, columns, keys=MATCH_KEY)
-        elif use_copy(conn, len(key_rows)):
-            upsert_columns(conn, match_keys, columns, keys=MATCH_KEY, set_sql={})
+        bulk.upsert(conn, match_keys, _key_columns(customer_id, kind, key_rows),
+                    keys=MATCH_KEY)
+
+
+def _write_reviews(conn: Connection, customer_id: str, kind: Kind, plan: Plan,
+                   new_ids: Mapping[str, int], now: datetime) -> None:
+    """Record the review-band pairs whose two sides ended up as different entities."""
+    if not plan.reviews:
+        return
+    entity_of = {link.interaction_id: _resolve(link.entity, new_ids) for link in plan.links}
+    rows = []
+    for review in plan.reviews:
+        candidate = review.candidate
+        if isinstance(candidate, str) and candidate.startswith("record:"):
+            candidate_id = entity_of.get(int(candidate.split(":", 1)[1]))
         else:
-            conn.execute(upsert(conn, match_keys, MATCH_KEY, None, update=[]),
-                         [dict(zip(columns, row, strict=True))
-                          for row in zip(*columns.values(), strict=True)])
-    if plan.reviews:
-        entity_of = {link.interaction_id: _resolve(link.entity, new_ids) for link in plan.links}
-        rows = []
-        for review in plan.reviews:
-            candidate = review.candidate
-            if isinstance(candidate, str) and candidate.startswith("record:"):
-                candidate_id = entity_of.get(int(candidate.split(":", 1)[1]))
-            else:
-                candidate_id = _resolve(candidate, new_ids)
-            if candidate_id is None or candidate_id == entity_of.get(review.interaction_id):
-                continue
-            rows.append({"customer_id": customer_id, "kind": kind,
-                         "interaction_id": review.interaction_id,
-                         "entity_id": entity_of.get(review.interaction_id),
-                         "candidate_id": candidate_id, "rule": review.rule,
-                         "score": review.score, "evidence": dict(review.evidence),
-                         "status": "open", "created_at": now})
-        if rows:
-            conn.execute(upsert(conn, match_reviews, ["kind", "interaction_id", "candidate_id"],
-                                None, update=[]), rows)
-    # Golden-record updates: one executemany per set of columns, not a statement per entity.
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for entity_id, values in sorted(plan.updates.items()):
-        changed = _columns(table, values)
-        by_columns[tuple(sorted(changed))].append({"_id": entity_id, "_now": now, **{
-            f"_{c}": v for c, v in changed.items()}})
-    for names, params in by_columns.items():
-        if use_copy(conn, len(params)):
-            copy_update(conn, table, [{"id": p["_id"], "updated_at": now,
-                                       **{c: p[f"_{c}"] for c in names}} for p in params])
+            candidate_id = _resolve(candidate, new_ids)
+        if candidate_id is None or candidate_id == entity_of.get(review.interaction_id):
             continue
-        conn.execute(update(table).where(table.c.id == bindparam("_id"))
-                     .values(updated_at=bindparam("_now"),
-                             **{c: bindparam(f"_{c}") for c in names}), params)
-    if kind == "contacts":
-        params = [{"_id": contact_id, "_account": account, "_now": now}
-                  for contact_id, account in sorted(plan.contact_accounts.items())
-                  if isinstance(account, int)]
-        if params:
-            without = [i for (i,) in conn.execute(select(contacts.c.id).where(
-                among(conn, contacts.c.id, [p["_id"] for p in params]),
-                contacts.c.account_id.is_(None)))]
-            conn.execute(update(contacts).where(contacts.c.id == bindparam("_id"),
-                                                contacts.c.account_id.is_(None))
-                         .values(account_id=bindparam("_account"), updated_at=bindparam("_now")),
-                         params)
-            if without:
-                _link_to_new_accounts(conn, customer_id, without, now)
-    return new_ids
+        rows.append({"customer_id": customer_id, "kind": kind,
+                     "interaction_id": review.interaction_id,
+                     "entity_id": entity_of.get(review.interaction_id),
+                     "candidate_id": candidate_id, "rule": review.rule,
+                     "score": review.score, "evidence": dict(review.evidence),
+                     "status": "open", "created_at": now})
+    if rows:
+        bulk.upsert(conn, match_reviews, rows, keys=["kind", "interaction_id", "candidate_id"])
+
+
+def _write_golden_updates(conn: Connection, kind: Kind, updates: Mapping[int, Mapping[str, Any]],
+                          now: datetime) -> None:
+    """Golden-record values an incoming record outranks an entity with: one bulk update per
+    set of columns, not a statement per entity."""
+    table = TABLES[kind][0]
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for entity_id, values in sorted(updates.items()):
+        changed = _columns(table, values)
+        by_columns[tuple(sorted(changed))].append(
+            {"id": entity_id, "updated_at": now, **changed})
+    for rows in by_columns.values():
+        bulk.update_by_key(conn, table, rows)
+
+
+def _write_contact_accounts(conn: Connection, customer_id: str,
+                            contact_accounts: Mapping[int, EntityRef], now: datetime) -> None:
+    """Existing contacts without an account take the one the plan found for them; their
+    deals, tickets and tasks follow (:func:`_link_to_new_accounts`)."""
+    params = [{"_id": contact_id, "_account": account, "_now": now}
+              for contact_id, account in sorted(contact_accounts.items())
+              if isinstance(account, int)]
+    if not params:
+        return
+    without = [i for (i,) in conn.execute(select(contacts.c.id).where(
+        among(conn, contacts.c.id, [p["_id"] for p in params]),
+        contacts.c.account_id.is_(None)))]
+    conn.execute(update(contacts).where(contacts.c.id == bindparam("_id"),
+                                        contacts.c.account_id.is_(None))
+                 .values(account_id=bindparam("_account"), updated_at=bindparam("_now")),
+                 params)
+    if without:
+        _link_to_new_accounts(conn, customer_id, without, now)
 
 
 def _link_to_new_accounts(conn: Connection, customer_id: str, contact_ids: Sequence[int],
@@ -457,39 +468,6 @@ def _indexed(existing: Existing, entity: EntityRef, key: str) -> bool:
     return existing.by_id.get(key) == entity
 
 
-def _insert_entities(conn: Connection, table: Table, keys: Sequence[str],
-                     rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert new entities; return plan key → new id.
-
-    SQLite cannot batch ``INSERT … RETURNING`` in parameter order (SQLAlchemy falls back to one
-    statement per row), so there the ids are assigned up front, under SQLite's write lock so
-    that ``max(id)`` cannot move before the insert.
-    """
-    if conn.dialect.name == "sqlite":
-        # A write that matches nothing still takes the write lock (when the caller has not).
-        conn.execute(update(table).where(table.c.id == -1).values(id=table.c.id))
-        top = conn.execute(select(func.max(table.c.id))).scalar_one() or 0
-        for offset, row in enumerate(rows, start=1):
-            row["id"] = top + offset
-        sqlite_upsert(conn, table, rows)
-        return {key: row["id"] for key, row in zip(keys, rows, strict=True)}
-    if use_copy(conn, len(rows)):
-        # PostgreSQL: draw the ids from the table's sequence in one round trip, then COPY.
-        ids = conn.execute(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) "
-                                "FROM generate_series(1, :n)"),
-                           {"t": table.name, "n": len(rows)}).scalars().all()
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-        for row, new_id in zip(rows, ids, strict=True):
-            row["id"] = new_id
-            groups[tuple(row)].append(row)
-        for group in groups.values():  # fresh ids: nothing to conflict with
-            insert_new(conn, table, by_column(group))
-        return {key: row["id"] for key, row in zip(keys, rows, strict=True)}
-    result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True),
-                          rows)
-    return {key: r.id for key, r in zip(keys, result, strict=True)}
-
-
 def _columns(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
     names = _writable(table)
     return {k: v for k, v in values.items() if k in names}
@@ -528,9 +506,9 @@ def merge_entities(conn: Connection, customer_id: str, kind: str, survivor: int,
                                           match_keys.c.kind == kind,
                                           match_keys.c.entity_id == absorbed))
     if keys:
-        conn.execute(upsert(conn, match_keys, ["customer_id", "kind", "key", "entity_id"], None,
-                            update=[]), [{"customer_id": customer_id, "kind": kind, "key": k,
-                                          "entity_id": survivor} for k in keys])
+        bulk.upsert(conn, match_keys, _key_columns(customer_id, kind, [(k, survivor)
+                                                                      for k in keys]),
+                    keys=MATCH_KEY)
     contact_ids: list[int] = []
     if kind == "accounts":
         contact_ids = sorted(i for (i,) in conn.execute(
@@ -562,9 +540,9 @@ def unmerge(conn: Connection, merge_id: int, now: datetime) -> None:
                                          links.c[column] == survivor)
                      .values({column: absorbed, "rule": "unmerged", "linked_at": now}))
     for chunk in _chunks(list(m["keys"])):
-        conn.execute(upsert(conn, match_keys, ["customer_id", "kind", "key", "entity_id"], None,
-                            update=[]), [{"customer_id": m["customer_id"], "kind": kind,
-                                          "key": k, "entity_id": absorbed} for k in chunk])
+        bulk.upsert(conn, match_keys, _key_columns(m["customer_id"], kind,
+                                                   [(k, absorbed) for k in chunk]),
+                    keys=MATCH_KEY)
     if kind == "accounts":
         for chunk in _chunks(list(m["contact_ids"])):
             conn.execute(update(contacts).where(contacts.c.id.in_(chunk),
@@ -591,13 +569,11 @@ def link_related(conn: Connection, customer_id: str, *,
                                    (contact_links, "contact_id", contact_by_interaction)):
         if not mapping:
             continue
-        stmt = insert_for(conn, table)
-        stmt = stmt.on_conflict_do_update(index_elements=["interaction_id"], set_={
-            column: stmt.excluded[column], "rule": stmt.excluded.rule,
-            "linked_at": stmt.excluded.linked_at})
-        conn.execute(stmt, [{"interaction_id": i, column: e, "customer_id": customer_id,
-                             "rule": rule, "score": 1.0, "evidence": {},
-                             "linked_at": now} for i, (e, rule) in sorted(mapping.items())])
+        bulk.upsert(conn, table, [{"interaction_id": i, column: e, "customer_id": customer_id,
+                                   "rule": rule, "score": 1.0, "evidence": {},
+                                   "linked_at": now} for i, (e, rule) in sorted(mapping.items())],
+                    keys=["interaction_id"],
+                    set_sql={c: f"excluded.{c}" for c in (column, "rule", "linked_at")})
         written += len(mapping)
     return written
 

@@ -16,7 +16,6 @@ from sqlalchemy import (
     Text,
     any_,
     bindparam,
-    case,
     cast,
     func,
     select,
@@ -25,8 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 
 from akita_pipelines.core import jsonfast
-from akita_pipelines.db.bulk import sqlite_upsert_columns, upsert_columns, use_copy, use_driver
-from akita_pipelines.db.dialect import among, insert_for
+from akita_pipelines.db import bulk
+from akita_pipelines.db.dialect import among
 from akita_pipelines.db.schema import (
     integration_objects,
     integrations,
@@ -185,28 +184,8 @@ def stage_page(conn: Connection, object_id: int, records: Sequence[StagedRecord]
         "pending": [True] * n,
         "staged_at": [now] * n,
     }
-    if use_copy(conn, n):
-        upsert_columns(conn, staged_records, columns, keys=_STAGE_KEYS, set_sql=_STAGE_SET)
-    elif use_driver(conn):
-        sqlite_upsert_columns(conn, staged_records, columns, keys=_STAGE_KEYS,
-                              set_sql=_STAGE_SET)
-    elif records:
-        rows = [dict(zip(columns, values, strict=True))
-                for values in zip(*columns.values(), strict=True)]
-        stmt = insert_for(conn, staged_records)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["integration_object_id", "external_id"],
-            set_={
-                "payload": stmt.excluded.payload,
-                "content_hash": stmt.excluded.content_hash,
-                "source_updated_at": stmt.excluded.source_updated_at,
-                "staged_at": stmt.excluded.staged_at,
-                "pending": case(
-                    (staged_records.c.content_hash != stmt.excluded.content_hash, True),
-                    else_=staged_records.c.pending),
-            },
-        )
-        conn.execute(stmt, rows)
+    if n:
+        bulk.upsert(conn, staged_records, columns, keys=_STAGE_KEYS, set_sql=_STAGE_SET)
     if checkpoint is not None and full:
         conn.execute(update(integration_objects).where(integration_objects.c.id == object_id)
                      .values(full_checkpoint=checkpoint))

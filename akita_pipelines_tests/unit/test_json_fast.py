@@ -203,7 +203,7 @@ def test_sqlite_json_columns_store_the_same_values_and_refuse_the_same() -> None
     assert processor is not None
     values: list[Any] = [*FIELDS, None, "text"]
     with engine.begin() as conn:
-        bulk.sqlite_upsert_columns(conn, table, {"id": list(range(len(values))), "doc": values})
+        bulk.insert_new(conn, table, {"id": list(range(len(values))), "doc": values})
         stored = conn.execute(text("SELECT doc FROM t ORDER BY id")).scalars().all()
         read = conn.execute(select(table.c.doc).order_by(table.c.id)).scalars().all()
     by_orjson = {0, 2, 3, 4}  # the others: NaN and a big integer, None, scalars
