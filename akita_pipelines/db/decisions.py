@@ -24,6 +24,7 @@ from akita_pipelines.db.schema import (
     match_decisions,
     match_reviews,
 )
+from akita_pipelines.processing.keys import record_of
 from akita_pipelines.processing.resolve import Existing
 
 
@@ -154,8 +155,8 @@ def constrain(conn: Connection, customer_id: str, kind: str, existing: Existing,
 def decided(existing: Existing, interaction_id: int, candidate: object,
             linked: int | None) -> bool:
     """Whether a steward already settled a review the matcher is about to record."""
-    if isinstance(candidate, str) and candidate.startswith("record:"):
-        other = int(candidate.split(":", 1)[1])
+    other = record_of(candidate)
+    if other is not None:
         pair = {(interaction_id, other), (other, interaction_id)}
         return bool(pair & set(existing.kept_apart) or pair & set(existing.together))
     if not isinstance(candidate, int):

@@ -34,6 +34,7 @@ from akita_pipelines.db.schema import (
     match_reviews,
 )
 from akita_pipelines.processing.features import account_profile, contact_profile
+from akita_pipelines.processing.keys import is_block, record_of, strong, strong_value
 from akita_pipelines.processing.resolve import (
     MAX_BLOCK,
     EntityRef,
@@ -253,12 +254,13 @@ def gather_existing(conn: Connection, customer_id: str, kind: Kind,
     """The entities that share an id or key with ``records`` and, for records that share
     none (for every record with ``every_block``), those in the same tier-3 blocks. Two
     indexed queries per phase, whatever the size."""
-    keys = {k for r in records for k in r.ids} | {"k:" + r.key for r in records if r.key}
+    keys = {k for r in records for k in r.ids} | {strong(r.key) for r in records if r.key}
     hits = lookup_keys(conn, customer_id, kind, keys)
     existing = Existing()
     for key, ids in hits.items():
-        if key.startswith("k:"):
-            existing.by_key[key[2:]] = ids
+        value = strong_value(key)
+        if value is not None:
+            existing.by_key[value] = ids
         else:
             existing.by_id[key] = ids[0]
     wanted = {e for ids in hits.values() for e in ids}
@@ -270,8 +272,8 @@ def gather_existing(conn: Connection, customer_id: str, kind: Kind,
     lonely = [
         r for r in records if r.linked is None
         and not any(k in hits for k in r.ids)
-        and not (r.key and "k:" + r.key in hits
-                 and not _all_conflict(kind, r, hits["k:" + r.key], existing))]
+        and not (r.key and strong(r.key) in hits
+                 and not _all_conflict(kind, r, hits[strong(r.key)], existing))]
     wanted_blocks = {k for r in lonely for k in block_keys(r)}
     if every_block:
         # Records an id or key placed already still meet the entities they share a strong
@@ -375,11 +377,9 @@ def _write_reviews(conn: Connection, customer_id: str, kind: Kind, plan: Plan,
     entity_of = {link.interaction_id: _resolve(link.entity, new_ids) for link in plan.links}
     rows = []
     for review in plan.reviews:
-        candidate = review.candidate
-        if isinstance(candidate, str) and candidate.startswith("record:"):
-            candidate_id = entity_of.get(int(candidate.split(":", 1)[1]))
-        else:
-            candidate_id = _resolve(candidate, new_ids)
+        record = record_of(review.candidate)
+        candidate_id = (_resolve(review.candidate, new_ids) if record is None
+                        else entity_of.get(record))
         if candidate_id is None or candidate_id == entity_of.get(review.interaction_id):
             continue
         rows.append({"customer_id": customer_id, "kind": kind,
@@ -461,9 +461,10 @@ def _key_columns(customer_id: str, kind: str, rows: Sequence[tuple[str, int]]
 
 def _indexed(existing: Existing, entity: EntityRef, key: str) -> bool:
     """Whether the match index holds ``key`` → ``entity`` already (as gathered for the batch)."""
-    if key.startswith("k:"):
-        return entity in existing.by_key.get(key[2:], ())
-    if key.startswith("b:"):
+    value = strong_value(key)
+    if value is not None:
+        return entity in existing.by_key.get(value, ())
+    if is_block(key):
         return entity in existing.by_block.get(key, ())
     return existing.by_id.get(key) == entity
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from akita_pipelines.processing import normalize as nz
+from akita_pipelines.processing.keys import own_id_key
 from akita_pipelines.processing.resolve import EntityRef, Kind, Profile, Record
 
 _SYSTEMS = {"salesforce": "salesforce", "sfdc": "salesforce", "sf": "salesforce",
@@ -43,7 +44,7 @@ def salesforce_id(value: str) -> str:
 
 def own_id(provider: str, external_id: str) -> str:
     value = salesforce_id(external_id) if provider == "salesforce" else external_id
-    return f"id:{provider}:{value}"
+    return own_id_key(provider, value)
 
 
 def cross_ids(kind: Kind | str, fields: Mapping[str, Any]) -> tuple[str, ...]:

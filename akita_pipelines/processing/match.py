@@ -21,6 +21,7 @@ from akita_pipelines.processing.features import (
     cross_ids,
     own_id,
 )
+from akita_pipelines.processing.keys import record_of
 from akita_pipelines.processing.resolve import (
     EntityRef,
     Kind,
@@ -149,9 +150,8 @@ def _rows(kind: Kind, plan: Plan) -> list[RowMatch]:
     entity_of = {link.interaction_id: label(link.entity) for link in plan.links}
     review: dict[int, str] = {}
     for r in plan.reviews:
-        cand = str(r.candidate)
-        target = entity_of.get(int(cand.split(":", 1)[1])) if cand.startswith("record:") \
-            else label(r.candidate)
+        record = record_of(r.candidate)
+        target = label(r.candidate) if record is None else entity_of.get(record)
         if target and target != entity_of.get(r.interaction_id):
             review.setdefault(r.interaction_id, target)
     out = [RowMatch(link.interaction_id, label(link.entity), link.rule, link.score,
