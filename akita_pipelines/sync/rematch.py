@@ -9,25 +9,14 @@ back and reports what would move.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, Table, delete, func, select, update
+from sqlalchemy import Connection, Engine
 
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import ConfigError
-from akita_pipelines.core.types import STANDARD_TYPES, TypedRecord
-from akita_pipelines.db.schema import (
-    account_links,
-    accounts,
-    contact_links,
-    contacts,
-    customers,
-    entity_merges,
-    interactions,
-    match_keys,
-    match_reviews,
-)
+from akita_pipelines.core.types import STANDARD_TYPES
+from akita_pipelines.db import rematch as repo
 from akita_pipelines.sync.process import ProcessResult, process_batch
 
 
@@ -73,50 +62,19 @@ class RematchReport:
                 "moves": [m.as_json() for m in self.moves]}
 
 
-def typed_record(row: object) -> TypedRecord:
-    """A stored interaction row as the typed record the processor takes."""
-    r = row if isinstance(row, Mapping) else row._mapping  # type: ignore[attr-defined]
-    return TypedRecord(
-        interaction_type=r["interaction_type"], external_id=r["external_id"],
-        updated_at=r["source_updated_at"], name=r["name"], email=r["email"],
-        website=r["website"], phone=r["phone"], first_name=r["first_name"],
-        last_name=r["last_name"], account_ref=r["account_ref"], contact_ref=r["contact_ref"],
-        deleted=r["deleted_at"] is not None, fields=r["fields"] or {})
-
-
 def rematch_customer(conn: Connection, customer_id: str, batch_size: int = 5000) -> int:
     """Rebuild one customer's entities and links; returns the number of links written."""
-    for table in (account_links, contact_links, match_keys, match_reviews, entity_merges):
-        conn.execute(delete(table).where(table.c.customer_id == customer_id))
-    conn.execute(update(contacts).where(contacts.c.customer_id == customer_id)
-                 .values(account_id=None, merged_into=None))
-    conn.execute(update(accounts).where(accounts.c.customer_id == customer_id)
-                 .values(merged_into=None))
-    conn.execute(delete(contacts).where(contacts.c.customer_id == customer_id))
-    conn.execute(delete(accounts).where(accounts.c.customer_id == customer_id))
+    repo.clear_matches(conn, customer_id)
     result = ProcessResult(customer_id, "*")
     now = utcnow()
-    types = [t for (t,) in conn.execute(select(interactions.c.interaction_type).distinct()
-                                        .where(interactions.c.customer_id == customer_id))]
+    types = repo.stored_types(conn, customer_id)
     ordered = [t for t in STANDARD_TYPES if t in types] + sorted(set(types) - set(STANDARD_TYPES))
     for interaction_type in ordered:
-        integration_ids = [i for (i,) in conn.execute(
-            select(interactions.c.integration_id).distinct().where(
-                interactions.c.customer_id == customer_id,
-                interactions.c.interaction_type == interaction_type)
-            .order_by(interactions.c.integration_id))]
-        for integration_id in integration_ids:
-            after = 0
-            while True:
-                rows = conn.execute(select(interactions).where(
-                    interactions.c.integration_id == integration_id,
-                    interactions.c.interaction_type == interaction_type,
-                    interactions.c.id > after).order_by(interactions.c.id).limit(batch_size)).all()
-                if not rows:
-                    break
-                after = rows[-1].id
+        for integration_id in repo.integrations_with(conn, customer_id, interaction_type):
+            for records in repo.stored_batches(conn, integration_id, interaction_type,
+                                               batch_size):
                 process_batch(conn, customer_id=customer_id, integration_id=integration_id,
-                              records=[typed_record(r) for r in rows], now=now, result=result)
+                              records=records, now=now, result=result)
     return result.linked
 
 
@@ -129,13 +87,8 @@ def _groups(conn: Connection, customer_id: str) -> _Groups:
     account records it groups; ids change on a re-match, the grouping is what a user sees
     move), its link's rule and its type. A deal newly linked moves itself, not its account."""
     out: _Groups = {}
-    for name, table, column in (("accounts", account_links, "account_id"),
-                                ("contacts", contact_links, "contact_id")):
-        rows = conn.execute(
-            select(table.c.interaction_id, table.c[column], table.c.rule,
-                   interactions.c.interaction_type)
-            .join(interactions, interactions.c.id == table.c.interaction_id)
-            .where(table.c.customer_id == customer_id)).all()
+    for name in ("accounts", "contacts"):
+        rows = repo.link_rows(conn, customer_id, name)
         members: dict[int, set[int]] = defaultdict(set)
         for interaction_id, entity_id, _rule, interaction_type in rows:
             if interaction_type == name:
@@ -175,7 +128,7 @@ def rematch(engine: Engine, *, customer_id: str | None = None,
         ConfigError: ``customer_id`` is not a customer.
     """
     with engine.connect() as conn:
-        ids = [c for (c,) in conn.execute(select(customers.c.id).order_by(customers.c.id))]
+        ids = repo.customer_ids(conn)
     if customer_id is not None:
         if customer_id not in ids:
             raise ConfigError(f"no customer {customer_id!r} (known: {', '.join(ids) or 'none'})")
@@ -187,11 +140,13 @@ def rematch(engine: Engine, *, customer_id: str | None = None,
             transaction = conn.begin()
             try:
                 old = _groups(conn, cid)
-                counts_before = (_live(conn, accounts, cid), _live(conn, contacts, cid))
+                counts_before = (repo.live_entities(conn, "accounts", cid),
+                                 repo.live_entities(conn, "contacts", cid))
                 links = rematch_customer(conn, cid)
                 moves += _moves(old, _groups(conn, cid))
-                counts = (counts_before[0], _live(conn, accounts, cid), counts_before[1],
-                          _live(conn, contacts, cid), links, _open_reviews(conn, cid))
+                counts = (counts_before[0], repo.live_entities(conn, "accounts", cid),
+                          counts_before[1], repo.live_entities(conn, "contacts", cid), links,
+                          repo.open_reviews(conn, cid))
                 totals = [t + c for t, c in zip(totals, counts, strict=True)]
             except BaseException:
                 transaction.rollback()
@@ -208,14 +163,3 @@ def rematch_all(engine: Engine) -> RematchReport:
     """Re-match every customer; report counts before and after and how many records moved."""
     return rematch(engine)
 
-
-def _live(conn: Connection, table: Table, customer_id: str) -> int:
-    return int(conn.execute(select(func.count()).select_from(table)
-                            .where(table.c.customer_id == customer_id,
-                                   table.c.merged_into.is_(None))).scalar_one())
-
-
-def _open_reviews(conn: Connection, customer_id: str) -> int:
-    return int(conn.execute(select(func.count()).select_from(match_reviews).where(
-        match_reviews.c.customer_id == customer_id, match_reviews.c.status == "open")
-    ).scalar_one())

@@ -18,9 +18,9 @@ from sqlalchemy import Connection, Engine
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.db import decisions
+from akita_pipelines.db.rematch import typed_record
 from akita_pipelines.processing.resolve import Kind
 from akita_pipelines.sync.process import ProcessResult, process_batch
-from akita_pipelines.sync.rematch import typed_record
 
 KINDS: tuple[Kind, ...] = ("accounts", "contacts")
 
