@@ -12,9 +12,11 @@ count}`` (``duplicate``, ``out_of_order``, ``forged``, ``replay``).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from werkzeug.wrappers import Request, Response
+
+from akita_pipelines.sandbox.emulator import PushingEmulator, TouchesNamed, WorldEmulator
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -27,7 +29,8 @@ def _ids(values: Any) -> list[str]:
     return [str(v) for v in values]
 
 
-def admin_response(emulator: Any, request: Request, *, type_key: str = "type") -> Response:
+def admin_response(emulator: WorldEmulator, request: Request, *,
+                   type_key: str = "type") -> Response:
     """Answer one admin request by calling the emulator's own methods."""
     action = request.path.removeprefix("/__sandbox/").strip("/")
     body = request.get_json(silent=True) or {}
@@ -44,8 +47,9 @@ def admin_response(emulator: Any, request: Request, *, type_key: str = "type") -
         elif action == "touch":
             kind, count = str(body[type_key]), body.get("count")
             if "ids" in body:  # an emulator that can touch named records
-                result = {"ids": emulator.touch(kind, None if count is None else int(count),
-                                                _ids(body["ids"]))}
+                named = cast(TouchesNamed, emulator)
+                result = {"ids": named.touch(kind, None if count is None else int(count),
+                                             _ids(body["ids"]))}
             else:
                 result = {"ids": emulator.touch(kind, int(1 if count is None else count))}
         elif action == "create":
@@ -62,14 +66,17 @@ def admin_response(emulator: Any, request: Request, *, type_key: str = "type") -
             result = {"ok": True}
         elif action == "webhooks" and request.method == "POST":
             # Subscribe a URL; ``retry_scale`` shortens the provider's retry delays.
-            result = emulator.subscribe_webhook(str(body["url"]))
-            emulator.webhooks.retry_scale = float(body.get("retry_scale", 1.0))
+            pushing = cast(PushingEmulator, emulator)  # AttributeError if it does not push
+            result = pushing.subscribe_webhook(str(body["url"]))
+            pushing.webhooks.retry_scale = float(body.get("retry_scale", 1.0))
         elif action == "webhooks":
-            result = {"stats": dict(emulator.webhooks.stats),
+            pushing = cast(PushingEmulator, emulator)
+            result = {"stats": dict(pushing.webhooks.stats),
                       "subscriptions": [{"id": s.id, "url": s.url}
-                                        for s in emulator.webhooks.subscriptions.values()]}
+                                        for s in pushing.webhooks.subscriptions.values()]}
         elif action == "webhook_faults":
-            emulator.webhooks.inject(str(body["fault"]), int(body.get("count", 1)))
+            cast(PushingEmulator, emulator).webhooks.inject(str(body["fault"]),
+                                                            int(body.get("count", 1)))
             result = {"ok": True}
         else:
             return _json({"error": f"unknown action {action}"}, status=404)

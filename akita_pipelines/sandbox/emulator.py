@@ -1,0 +1,72 @@
+"""The surface every emulator offers tests and the demo, in Python and over ``/__sandbox/``.
+
+Each emulator is written from its provider's documentation and shares no code with the
+others; what they share is this interface, so the admin endpoint, the sandbox server and the
+tests drive any of them the same way. The first parameter is positional-only: emulators name
+it after their provider (an ``sobject`` on Salesforce, an interaction type elsewhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from akita_pipelines.sandbox.webhooks import WebhookOutbox
+
+
+class Emulator(Protocol):
+    """A provider emulator with seeded records, OAuth or API keys, and faults to inject."""
+
+    stats: dict[str, int]
+
+    def credentials(self) -> dict[str, str]:
+        """What an integration needs to connect (client id and secret, tokens, keys)."""
+
+    def records(self, interaction_type: str, /,
+                include_deleted: bool = False) -> list[dict[str, Any]]:
+        """The stored records of one type, as the provider would serve them."""
+
+    def touch(self, interaction_type: str, count: int, /) -> list[str]:
+        """Change ``count`` live records now; their ids."""
+
+    def create(self, interaction_type: str, count: int, /) -> list[str]:
+        """Create ``count`` records now; their ids."""
+
+    def delete(self, interaction_type: str, ids: list[str], /) -> None:
+        """Delete (archive, soft-delete) these records now."""
+
+    def expire_tokens(self) -> None:
+        """Make every issued access token expire (refresh tokens stay valid)."""
+
+    def inject(self, fault: str, count: int = 1, /) -> None:
+        """Make the next ``count`` requests fail the way ``fault`` names."""
+
+    def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        """The provider's HTTP API."""
+
+
+class WorldEmulator(Emulator, Protocol):
+    """An emulator whose records come from the seeded world of companies and people."""
+
+    def ground_truth(self) -> dict[tuple[str, str, str], str]:
+        """(provider, type, record id) → the world entity the record describes."""
+
+
+class TouchesNamed(WorldEmulator, Protocol):
+    """An emulator that can also touch records named by id."""
+
+    def touch(self, interaction_type: str, count: int | None = None,
+              ids: list[str] | None = None, /) -> list[str]:
+        """Change the named records (or ``count`` random live ones) now; their ids."""
+
+
+class PushingEmulator(WorldEmulator, Protocol):
+    """An emulator that pushes change notifications (webhooks) as its provider does."""
+
+    webhooks: WebhookOutbox
+
+    def subscribe_webhook(self, url: str, /) -> dict[str, Any]:
+        """Subscribe ``url``: the signing secret and the provider's account id."""
+
+    def poke(self) -> None:
+        """Deliver what is due now (notifications, retries)."""
