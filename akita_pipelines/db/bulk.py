@@ -36,7 +36,7 @@ from sqlalchemy import JSON, Column, Connection, Table, bindparam, func, select,
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects import postgresql
 
-from akita_pipelines.core import jsonfast
+from akita_pipelines.util import jsonfast
 
 _names = itertools.count()
 

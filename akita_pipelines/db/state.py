@@ -23,7 +23,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
-from akita_pipelines.core import jsonfast
 from akita_pipelines.db import bulk
 from akita_pipelines.db.dialect import among
 from akita_pipelines.db.schema import (
@@ -34,6 +33,7 @@ from akita_pipelines.db.schema import (
     staged_records,
     sync_runs,
 )
+from akita_pipelines.util import jsonfast
 
 
 @dataclass(frozen=True)
@@ -138,14 +138,14 @@ def canonical_json(record: Any) -> str:
 
     The text is hashed (``content_hash``) and compared (``times_quarantined``): another text
     for the same record would make it look changed. orjson writes it where its text is the
-    same, the stdlib where it is not (see :func:`akita_pipelines.core.jsonfast.dumps`).
+    same, the stdlib where it is not (see :func:`akita_pipelines.util.jsonfast.dumps`).
     """
     return jsonfast.dumps(record, _canonical, sort_keys=True)
 
 
 def parse_payload(payload: str) -> Any:
     """A staged payload's value: ``json.loads(payload)``, parsed by orjson where it reads the
-    same (:mod:`akita_pipelines.core.jsonfast`); errors are ``json.loads``'s own."""
+    same (:mod:`akita_pipelines.util.jsonfast`); errors are ``json.loads``'s own."""
     # surrogatepass: a lone surrogate becomes invalid UTF-8, which orjson refuses.
     return jsonfast.loads(payload.encode("utf-8", "surrogatepass"),
                           lambda: json.loads(payload))

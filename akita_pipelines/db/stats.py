@@ -3,8 +3,8 @@
 A customer's first sync writes tens of thousands of match keys, interactions and links within
 a minute, before autovacuum has analysed anything. With statistics that still say "empty", the
 planner reads ``match_keys`` by its (customer, kind) prefix and filters every key of the
-customer instead of seeking the keys it was given: a look-up of one contact's keys took 20 ms
-against 120k rows instead of 0.03 ms. So after a batch that changed a table by a fifth or more,
+customer instead of seeking the keys it was given, and a look-up of one contact's keys becomes a
+scan that grows with the customer. So after a batch that changed a table by a fifth or more,
 the processor analyses it, outside the batch's transaction (ANALYZE samples ~30k rows whatever
 the size, and its lock conflicts only with other ANALYZE / VACUUM runs of the same table).
 """

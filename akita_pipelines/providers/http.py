@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 import requests
 
-from akita_pipelines.core import jsonfast
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import (
     AkitaError,
@@ -29,6 +28,7 @@ from akita_pipelines.core.errors import (
     RateLimited,
     TransientError,
 )
+from akita_pipelines.util import jsonfast
 
 #: A provider's error table: maps a failed response to the error to raise, or None to fall back
 #: on the generic table below (429/5xx retry, 401/403 auth, other 4xx provider error).
@@ -79,7 +79,7 @@ def json_body(response: requests.Response) -> Any:
 
     A body orjson refuses (truncated or invalid JSON, NaN, numbers beyond a double, a byte
     order mark, bytes that are not UTF-8) goes to ``response.json()``, which reads it or
-    raises its own ``ValueError`` as before; so does a body declared in another charset, and
+    raises its own ``ValueError``, as it would without orjson; so does a body declared in another charset, and
     one of three bytes or fewer (``response.json()`` guesses their encoding).
     """
     content = response.content  # None when there is no body to read

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from sqlalchemy import JSON, Column, Integer, MetaData, Table, create_engine, select, text
 from sqlalchemy.dialects import sqlite
 
-from akita_pipelines.core import jsonfast
 from akita_pipelines.core.errors import DataError
 from akita_pipelines.db import bulk, state
 from akita_pipelines.providers.http import json_body, json_object
 from akita_pipelines.providers.salesforce.streams import STREAMS
 from akita_pipelines.sync.process import _parse
+from akita_pipelines.util import jsonfast
 
 # The encoders as they were before orjson: what the texts must stay.
 STDLIB_CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True,
