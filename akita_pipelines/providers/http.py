@@ -79,8 +79,9 @@ def json_body(response: requests.Response) -> Any:
 
     A body orjson refuses (truncated or invalid JSON, NaN, numbers beyond a double, a byte
     order mark, bytes that are not UTF-8) goes to ``response.json()``, which reads it or
-    raises its own ``ValueError``, as it would without orjson; so does a body declared in another charset, and
-    one of three bytes or fewer (``response.json()`` guesses their encoding).
+    raises its own ``ValueError``, as it would without orjson; so does a body declared in
+    another charset, and one of three bytes or fewer (``response.json()`` guesses their
+    encoding).
     """
     content = response.content  # None when there is no body to read
     if isinstance(content, bytes) and len(content) > 3 and _utf8(response.encoding):

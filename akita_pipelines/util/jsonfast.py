@@ -4,8 +4,9 @@ Reading (:func:`loads`): orjson and the stdlib agree on every valid JSON text bu
 integers that may not fit in 64 bits, which orjson reads as floats (losing digits) and the
 stdlib as exact ints. Texts with a run of 19 digits go to the stdlib; so does whatever orjson
 refuses (NaN, Infinity, numbers beyond a double, lone surrogates, invalid JSON), for the stdlib
-to read or reject exactly as without orjson. Writing (:func:`dumps`): orjson only for values whose text it
-writes exactly as the stdlib encoder being replaced would (hashed texts must not change).
+to read or reject exactly as without orjson. Writing (:func:`dumps`): orjson only for values
+whose text it writes exactly as the stdlib encoder being replaced would (hashed texts must not
+change).
 """
 
 from __future__ import annotations
