@@ -152,6 +152,12 @@ def member_interactions(conn: Connection, kind: Kind, entity_ids: Iterable[int],
         contact_ref=r[13], fields=r[14] or {})) for r in rows if r[2] not in skip]
 
 
+def accounts_of_contacts(conn: Connection, contact_ids: Iterable[int]) -> dict[int, int]:
+    """Contact id → its account, for the contacts that have one."""
+    return dict(conn.execute(select(contacts.c.id, contacts.c.account_id).where(
+        contacts.c.id.in_(sorted(set(contact_ids))), contacts.c.account_id.is_not(None))).all())
+
+
 def account_of_refs(conn: Connection, integration_id: str,
                     account_refs: Iterable[str]) -> dict[str, int]:
     """Source account id (in the same integration) → the matched account it is linked to."""

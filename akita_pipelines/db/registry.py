@@ -67,6 +67,13 @@ def list_integrations(conn: Connection, provider: str | None = None) -> list[Int
     return [_integration(r) for r in conn.execute(query)]
 
 
+def customer_settings(conn: Connection, customer_id: str) -> Mapping[str, Any]:
+    """The customer's own settings layer; empty for an unknown customer."""
+    settings = conn.execute(select(customers.c.settings).where(customers.c.id == customer_id)
+                            ).scalar_one_or_none()
+    return settings or {}
+
+
 def set_integration_state(conn: Connection, integration_id: str, state: str,
                           now: datetime) -> None:
     get_integration(conn, integration_id)

@@ -29,6 +29,8 @@ from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, Literal
 
+from akita_pipelines.processing.keys import new_entity, record_of, record_ref, strong
+
 Kind = Literal["accounts", "contacts"]
 #: An entity is either an existing id or the key of an entity the plan creates.
 EntityRef = int | str
@@ -824,7 +826,7 @@ def resolve(kind: Kind, records: Iterable[Record], existing: Existing | None = N
             # The founder: the record with the most identifying content (a key, ids).
             founder = members[0] if len(members) == 1 else \
                 min(members, key=lambda m: (m.key is None, not m.ids, m.sort_key()))
-            entity = f"new:{founder.rid}"
+            entity = new_entity(founder.rid)
             plan.new_entities.append(NewEntity(entity, _survive(members, rank, None),
                                                _account_of(members, rank)))
         for m in members:
@@ -835,7 +837,7 @@ def resolve(kind: Kind, records: Iterable[Record], existing: Existing | None = N
                 plan.links.append(Link(m.rid, entity, w.rule, w.score, w.evidence))
             for k in (m.key, *m.ids):
                 if k:
-                    plan.new_keys.add((entity, ("k:" if k == m.key else "") + k))
+                    plan.new_keys.add((entity, strong(k) if k == m.key else k))
             if not held or w.strength != 2:  # a key match is indexed under its key already
                 for k in block_keys(kind, m):
                     plan.new_keys.add((entity, k))
@@ -965,7 +967,7 @@ def _tier2(kind: Kind, key: str, group: Sequence[Record], profiles: Sequence[Pro
         if pair[0] != pair[1] and pair not in reviewed:
             reviewed.add(pair)
             sim = name_similarity(a.name, b.name) if kind == "accounts" else None
-            plan.reviews.append(Review(b.rid, f"record:{a.rid}", f"{rule}_name_mismatch",
+            plan.reviews.append(Review(b.rid, record_ref(a.rid), f"{rule}_name_mismatch",
                                        round(sim, 3) if sim is not None else 0.5,
                                        {rule: key, "name": b.name, "candidate": a.name}))
     for r in named:
@@ -1028,7 +1030,7 @@ def _tier3(kind: Kind, pending: Sequence[Record], recs: Sequence[Record], existi
                     note(node[1], "fuzzy", 1, score.probability, score.evidence)
         elif score.total >= th.review and rid not in reviewed and unresolved(r):
             reviewed.add(rid)
-            target = node[1] if node[0] == "e" else f"record:{node[1]}"
+            target = node[1] if node[0] == "e" else record_ref(node[1])
             plan.reviews.append(Review(rid, target, "fuzzy_review", score.probability,
                                        score.evidence))
 
@@ -1195,17 +1197,17 @@ def settle(plan: Plan, old_of: Mapping[int, int], batch: set[int],
                                   link.evidence))
     out.new_keys = {(assigned.get(e, e), k) for e, k in plan.new_keys}
     for review in plan.reviews:
-        cand = str(review.candidate)
-        if review.interaction_id not in batch and cand.startswith("record:") and \
-                int(cand.split(":", 1)[1]) in batch:
+        other = record_of(review.candidate)
+        if review.interaction_id not in batch and other is not None and other in batch:
             # The pair seen from the batch's side: its record, the other record's entity.
-            review = Review(int(cand.split(":", 1)[1]), f"record:{review.interaction_id}",
+            review = Review(other, record_ref(review.interaction_id),
                             review.rule, review.score, review.evidence)
         if review.interaction_id in batch:
             candidate = assigned.get(review.candidate, review.candidate)
-            if isinstance(candidate, str) and candidate.startswith("record:"):
+            record = record_of(candidate)
+            if record is not None:
                 # A record that stays where it is has no link in the plan: name its entity.
-                candidate = new_of.get(int(candidate.split(":", 1)[1]), candidate)
+                candidate = new_of.get(record, candidate)
             out.reviews.append(Review(review.interaction_id, candidate, review.rule,
                                       review.score, review.evidence))
     return out

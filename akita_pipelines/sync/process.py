@@ -17,7 +17,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from akita_pipelines.alerts.outbox import deliver_pending
 from akita_pipelines.core.clock import utcnow
@@ -25,7 +25,6 @@ from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.core.gcpause import gc_paused, without_gc
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.db import decisions, entities, registry, state
-from akita_pipelines.db.schema import contacts, customers
 from akita_pipelines.db.stats import MIN_CHANGED, analyze_stale, checkpoint_wal
 from akita_pipelines.processing.features import (
     account_ids,
@@ -35,6 +34,7 @@ from akita_pipelines.processing.features import (
     cross_ids,
     own_id,
 )
+from akita_pipelines.processing.keys import strong
 from akita_pipelines.processing.normalize import account_domain, email_domain, normalize_email
 from akita_pipelines.processing.resolve import (
     DEFAULT_THRESHOLDS,
@@ -99,8 +99,7 @@ def _domain_of(record: TypedRecord) -> str | None:
 
 def source_ranker(conn: Connection, customer_id: str) -> Callable[[str], int]:
     """Survivorship: the customer's ``source_priority`` (providers, best first); others after."""
-    settings = conn.execute(select(customers.c.settings).where(customers.c.id == customer_id)
-                            ).scalar_one_or_none() or {}
+    settings = registry.customer_settings(conn, customer_id)
     order = list(settings.get("source_priority") or [])
     ranks = {source: i for i, source in enumerate(order)}
     return lambda source: ranks.get(source, len(order))
@@ -201,7 +200,7 @@ def _contact_accounts(conn: Connection, customer_id: str, integration_id: str,
     refs = {r.external_id: account_ids(r.fields) for r in live}
     domains = {r.external_id: email_domain(normalize_email(r.email)) for r in live
                if r.email}
-    keys = {k for ks in refs.values() for k in ks} | {"k:" + d for d in domains.values() if d}
+    keys = {k for ks in refs.values() for k in ks} | {strong(d) for d in domains.values() if d}
     targets = entities.related_targets(conn, customer_id, "accounts", keys)
     found: dict[str, tuple[int, str]] = {}
     for r in live:
@@ -213,8 +212,8 @@ def _contact_accounts(conn: Connection, customer_id: str, integration_id: str,
             found[r.external_id] = (hit, "id")
             continue
         domain = domains.get(r.external_id)
-        if domain and "k:" + domain in targets:
-            found[r.external_id] = (targets["k:" + domain], "domain")
+        if domain and strong(domain) in targets:
+            found[r.external_id] = (targets[strong(domain)], "domain")
     return found
 
 
@@ -268,19 +267,18 @@ def process_batch(conn: Connection, *, customer_id: str, integration_id: str,
                                                                     if r.contact_ref))
     emails = {r.external_id: normalize_email(r.email or _requester(r.fields)) for r in live}
     by_email = entities.related_targets(conn, customer_id, "contacts",
-                                        ("k:" + e for e in emails.values() if e))
+                                        (strong(e) for e in emails.values() if e))
     contact_of: dict[int, tuple[int, str]] = {}
     for r in live:
         email = emails[r.external_id]
         if r.contact_ref and r.contact_ref in by_contact_ref:
             contact_of[ids[r.external_id]] = (by_contact_ref[r.contact_ref], "reference")
-        elif email and "k:" + email in by_email:
-            contact_of[ids[r.external_id]] = (by_email["k:" + email], "email")
+        elif email and strong(email) in by_email:
+            contact_of[ids[r.external_id]] = (by_email[strong(email)], "email")
     account_by_interaction = {ids[e]: v for e, v in account_of.items()}
     missing = [c for i, (c, _) in contact_of.items() if i not in account_by_interaction]
     if missing:
-        owners = dict(conn.execute(select(contacts.c.id, contacts.c.account_id).where(
-            contacts.c.id.in_(sorted(set(missing))), contacts.c.account_id.is_not(None))).all())
+        owners = entities.accounts_of_contacts(conn, missing)
         for i, (c, _) in contact_of.items():
             if i not in account_by_interaction and c in owners:
                 account_by_interaction[i] = (owners[c], "contact_account")
