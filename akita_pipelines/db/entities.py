@@ -161,30 +161,28 @@ def accounts_of_contacts(conn: Connection, contact_ids: Iterable[int]) -> dict[i
 def account_of_refs(conn: Connection, integration_id: str,
                     account_refs: Iterable[str]) -> dict[str, int]:
     """Source account id (in the same integration) → the matched account it is linked to."""
-    refs = sorted({r for r in account_refs if r})
-    if not refs:
-        return {}
-    rows = conn.execute(
-        select(interactions.c.external_id, account_links.c.account_id)
-        .join(account_links, account_links.c.interaction_id == interactions.c.id)
-        .where(interactions.c.integration_id == integration_id,
-               interactions.c.interaction_type == "accounts",
-               among(conn, interactions.c.external_id, refs)))
-    return {r.external_id: r.account_id for r in rows}
+    return _entity_of_refs(conn, "accounts", integration_id, account_refs)
 
 
 def contact_of_refs(conn: Connection, integration_id: str,
                     contact_refs: Iterable[str]) -> dict[str, int]:
-    refs = sorted({r for r in contact_refs if r})
+    """Source contact id (in the same integration) → the matched contact it is linked to."""
+    return _entity_of_refs(conn, "contacts", integration_id, contact_refs)
+
+
+def _entity_of_refs(conn: Connection, kind: Kind, integration_id: str,
+                    source_refs: Iterable[str]) -> dict[str, int]:
+    refs = sorted({r for r in source_refs if r})
     if not refs:
         return {}
+    _table, links, column = TABLES[kind]
     rows = conn.execute(
-        select(interactions.c.external_id, contact_links.c.contact_id)
-        .join(contact_links, contact_links.c.interaction_id == interactions.c.id)
+        select(interactions.c.external_id, links.c[column])
+        .join(links, links.c.interaction_id == interactions.c.id)
         .where(interactions.c.integration_id == integration_id,
-               interactions.c.interaction_type == "contacts",
+               interactions.c.interaction_type == kind,
                among(conn, interactions.c.external_id, refs)))
-    return {r.external_id: r.contact_id for r in rows}
+    return dict(rows.all())
 
 
 #: Values per IN list: well under SQLite's and PostgreSQL's bound-parameter limits.

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, RowMapping
 
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import ConfigError
@@ -117,19 +117,24 @@ def _pin_parts(conn: Connection, *, customer_id: str, kind: Kind, action: str,
 # ---------------------------------------------------------------- the review band
 
 
+def _open_review(conn: Connection, review_id: int
+                 ) -> tuple[RowMapping, Kind, str, int, int]:
+    """An open review: its row, kind, customer, record and the candidate's live entity."""
+    review = decisions.review(conn, review_id)
+    if review is None:
+        raise StewardError(f"no review {review_id}")
+    if review["status"] != "open":
+        raise StewardError(f"review {review_id} is {review['status']} already")
+    kind = _kind(review["kind"])
+    candidate, _ = _live(conn, kind, int(review["candidate_id"]))
+    return review, kind, review["customer_id"], int(review["interaction_id"]), candidate
+
+
 def accept_review(engine: Engine, review_id: int, *, actor: str,
                   reason: str | None = None) -> Outcome:
     """The record of a review is the candidate entity: they merge, and stay merged."""
     with engine.begin() as conn:
-        review = decisions.review(conn, review_id)
-        if review is None:
-            raise StewardError(f"no review {review_id}")
-        if review["status"] != "open":
-            raise StewardError(f"review {review_id} is {review['status']} already")
-        kind = _kind(review["kind"])
-        customer_id = review["customer_id"]
-        record = int(review["interaction_id"])
-        candidate, _ = _live(conn, kind, int(review["candidate_id"]))
+        review, kind, customer_id, record, candidate = _open_review(conn, review_id)
         before = _entity_of(conn, kind, record)
         theirs = _records(conn, kind, candidate)
         anchor = theirs[0]
@@ -162,15 +167,7 @@ def reject_review(engine: Engine, review_id: int, *, actor: str,
                   reason: str | None = None) -> Outcome:
     """The record of a review is never the candidate entity (split off if it is there now)."""
     with engine.begin() as conn:
-        review = decisions.review(conn, review_id)
-        if review is None:
-            raise StewardError(f"no review {review_id}")
-        if review["status"] != "open":
-            raise StewardError(f"review {review_id} is {review['status']} already")
-        kind = _kind(review["kind"])
-        customer_id = review["customer_id"]
-        record = int(review["interaction_id"])
-        candidate, _ = _live(conn, kind, int(review["candidate_id"]))
+        review, kind, customer_id, record, candidate = _open_review(conn, review_id)
         others = [i for i in _records(conn, kind, candidate) if i != record]
         if not others:
             raise StewardError(f"review {review_id}: {kind[:-1]} {candidate} holds only "
