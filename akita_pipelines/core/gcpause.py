@@ -3,9 +3,9 @@
 A batch of 5,000 records allocates a few hundred thousand small objects (records, keys, links)
 and frees them together; it creates no reference cycles worth collecting early. With the
 collector on, every 700 allocations trigger a young collection and the older generations are
-rescanned over the whole live heap, so the cost grows with everything else in memory: the
-matcher alone ran 29k rec/s with it and 53k rec/s without it (20k contacts), 27k vs 37k at 100k.
-The collector comes back at the end of the batch, when the batch's objects are garbage.
+rescanned over the whole live heap, so the cost grows with everything else in memory and can
+take a large share of the matcher's time (benchmarks/bench_matching.py measures it). The
+collector comes back at the end of the batch, when the batch's objects are garbage.
 """
 
 from __future__ import annotations
