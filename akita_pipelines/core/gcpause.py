@@ -4,8 +4,8 @@ A batch of 5,000 records allocates a few hundred thousand small objects (records
 and frees them together; it creates no reference cycles worth collecting early. With the
 collector on, every 700 allocations trigger a young collection and the older generations are
 rescanned over the whole live heap, so the cost grows with everything else in memory and can
-take a large share of the matcher's time (benchmarks/bench_matching.py measures it). The
-collector comes back at the end of the batch, when the batch's objects are garbage.
+take a large share of the matcher's time. The collector comes back at the end of the batch,
+when the batch's objects are garbage.
 """
 
 from __future__ import annotations
