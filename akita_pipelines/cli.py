@@ -250,17 +250,11 @@ def secrets_new_key() -> None:
 @secrets.command("rotate")
 def secrets_rotate() -> None:
     """Re-encrypt every integration's credentials with the newest key."""
-    from sqlalchemy import select, update
-
-    from akita_pipelines.db.schema import integrations as table
-    from akita_pipelines.db.secrets import rotate
+    from akita_pipelines.db.registry import reencrypt_credentials
 
     with _engine().begin() as conn:
-        rows = conn.execute(select(table.c.id, table.c.credentials)).all()
-        for row in rows:
-            conn.execute(update(table).where(table.c.id == row.id)
-                         .values(credentials=rotate(row.credentials or {})))
-    click.echo(f"re-encrypted the credentials of {len(rows)} integrations")
+        count = reencrypt_credentials(conn)
+    click.echo(f"re-encrypted the credentials of {count} integrations")
 
 
 @main.group()

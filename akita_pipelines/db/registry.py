@@ -74,6 +74,20 @@ def customer_settings(conn: Connection, customer_id: str) -> Mapping[str, Any]:
     return settings or {}
 
 
+def integration_created_at(conn: Connection, integration_id: str) -> datetime:
+    return conn.execute(select(integrations.c.created_at).where(  # type: ignore[no-any-return]
+        integrations.c.id == integration_id)).scalar_one()
+
+
+def reencrypt_credentials(conn: Connection) -> int:
+    """Re-encrypt every integration's credentials with the newest key; how many."""
+    rows = conn.execute(select(integrations.c.id, integrations.c.credentials)).all()
+    for row in rows:
+        conn.execute(update(integrations).where(integrations.c.id == row.id)
+                     .values(credentials=secrets.rotate(row.credentials or {})))
+    return len(rows)
+
+
 def set_integration_state(conn: Connection, integration_id: str, state: str,
                           now: datetime) -> None:
     get_integration(conn, integration_id)

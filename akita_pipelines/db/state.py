@@ -306,6 +306,12 @@ def fail_sync(conn: Connection, obj: ObjectRow, sync_id: int | None, now: dateti
         integration_objects.c.id == obj.id)).scalar_one())
 
 
+def syncs_of_run(conn: Connection, run_id: str, object_id: int) -> list[Any]:
+    """The sync rows one run wrote for one Integration Object: (id, status) rows."""
+    return list(conn.execute(select(sync_runs.c.id, sync_runs.c.status).where(
+        sync_runs.c.run_id == run_id, sync_runs.c.integration_object_id == object_id)).all())
+
+
 def record_retrieved(conn: Connection, sync_id: int, *, records_fetched: int,
                      pages: int) -> None:
     """What a retrieval read, on its sync row (the success path; failures record it too)."""

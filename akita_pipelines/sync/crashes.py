@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from akita_pipelines.core.errors import AkitaError, FailureClass, TransientError
 from akita_pipelines.db import health, state
-from akita_pipelines.db.schema import sync_runs
 from akita_pipelines.sync.failures import record_failure
 
 
@@ -62,9 +61,7 @@ def record_crashed_run(engine: Engine, *, run_id: str, integration_id: str,
             obj = state.get_object(conn, integration_id, interaction_type)
             if obj is None:
                 continue
-            rows = conn.execute(select(sync_runs.c.id, sync_runs.c.status).where(
-                sync_runs.c.run_id == run_id,
-                sync_runs.c.integration_object_id == obj.id)).all()
+            rows = state.syncs_of_run(conn, run_id, obj.id)
         if rows and all(r.status != "running" for r in rows):
             continue  # our code saw the outcome and recorded it already
         sync_id = next((r.id for r in rows if r.status == "running"), None)

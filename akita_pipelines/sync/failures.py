@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine
 
 from akita_pipelines.alerts.outbox import (
     NewAlert,
@@ -28,7 +28,6 @@ from akita_pipelines.core.errors import (
     classify,
 )
 from akita_pipelines.db import health, registry, state
-from akita_pipelines.db.schema import integrations
 from akita_pipelines.providers.registry import PROVIDERS
 
 log = logging.getLogger(__name__)
@@ -79,8 +78,7 @@ def record_failure(engine: Engine, obj: state.ObjectRow, sync_id: int | None, ex
             retry = max(retry, min(exc.retry_after, 24 * 3600))
         failures = state.fail_sync(conn, obj, sync_id, now, error=reason,
                                    retry_after_seconds=retry, counts=counts)
-        created_at = conn.execute(select(integrations.c.created_at).where(
-            integrations.c.id == obj.integration_id)).scalar_one()
+        created_at = registry.integration_created_at(conn, obj.integration_id)
         key = incident_key(obj.integration_id, obj.interaction_type)
         incident = open_incident(conn, key, failures, obj.last_synced_at or created_at)
         decision = on_failure(incident, failure, now, _thresholds(settings))
@@ -90,8 +88,7 @@ def record_failure(engine: Engine, obj: state.ObjectRow, sync_id: int | None, ex
         elif decision.disable:
             new_state = "disabled"
         if new_state:
-            conn.execute(update(integrations).where(integrations.c.id == obj.integration_id)
-                         .values(state=new_state, updated_at=now))
+            registry.set_integration_state(conn, obj.integration_id, new_state, now)
         kind = decision.alert
         if new_state == "needs_reauth" and kind is None:
             kind = "broken"
