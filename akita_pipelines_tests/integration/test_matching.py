@@ -12,6 +12,7 @@ from typing import Any
 from click.testing import CliRunner
 from sqlalchemy import Connection, Engine, select
 
+from akita_pipelines.cli.match import match
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.types import Customer, Integration, TypedRecord
 from akita_pipelines.db import entities
@@ -25,7 +26,6 @@ from akita_pipelines.db.schema import (
     interactions,
     match_reviews,
 )
-from akita_pipelines.match_cli import match
 from akita_pipelines.sync.process import ProcessResult, process_batch
 from akita_pipelines.sync.rematch import rematch_all, rematch_customer
 

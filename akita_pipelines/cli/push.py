@@ -79,7 +79,7 @@ def push_subscribe_sandbox(receiver_url: str, retry_scale: float) -> None:
 @push.command("list")
 def push_list() -> None:
     """Webhook subscriptions (their path tokens and secrets are not shown)."""
-    from akita_pipelines.cli import _table, _when
+    from akita_pipelines.cli.main import _table, _when
     from akita_pipelines.db import push as repo
 
     with _engine().connect() as conn:
@@ -105,7 +105,7 @@ def push_remove(subscription_id: int) -> None:
 @push.command("stats")
 def push_stats() -> None:
     """What the receivers answered: accepted, duplicate, and every refusal, counted."""
-    from akita_pipelines.cli import _table
+    from akita_pipelines.cli.main import _table
     from akita_pipelines.db import push as repo
 
     with _engine().connect() as conn:

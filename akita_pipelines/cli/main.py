@@ -1,4 +1,4 @@
-"""The ``akita`` command."""
+"""The ``akita`` group and its commands for the database, registry, sandbox and status."""
 
 from __future__ import annotations
 
@@ -338,10 +338,10 @@ def status(as_json: bool) -> None:
 
 def _register_commands() -> None:
     """Commands that live in their own modules (imported lazily by their bodies)."""
-    from akita_pipelines.control.cli import backfill, resync
-    from akita_pipelines.match_cli import match
-    from akita_pipelines.push_cli import push
-    from akita_pipelines.steward_cli import entities, rematch, reviews
+    from akita_pipelines.cli.control import backfill, resync
+    from akita_pipelines.cli.match import match
+    from akita_pipelines.cli.push import push
+    from akita_pipelines.cli.steward import entities, rematch, reviews
 
     main.add_command(match)
     main.add_command(push)
