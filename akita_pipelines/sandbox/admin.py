@@ -12,6 +12,8 @@ count}`` (``duplicate``, ``out_of_order``, ``forged``, ``replay``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
 from werkzeug.wrappers import Request, Response
@@ -27,6 +29,22 @@ def _ids(values: Any) -> list[str]:
     if not isinstance(values, list):
         raise TypeError("ids must be a list")
     return [str(v) for v in values]
+
+
+def serve(emulator: WorldEmulator, lock: AbstractContextManager[Any],
+          environ: dict[str, Any], start_response: Callable[..., Any],
+          dispatch: Callable[[Request], Response], *, type_key: str = "type") -> Any:
+    """One WSGI request, one at a time under ``lock``: ``/__sandbox/`` to
+    :func:`admin_response`, the rest (counted in ``stats["requests"]``) to the emulator's own
+    ``dispatch``."""
+    request = Request(environ)
+    with lock:
+        if request.path.startswith("/__sandbox/"):
+            response = admin_response(emulator, request, type_key=type_key)
+        else:
+            emulator.stats["requests"] += 1
+            response = dispatch(request)
+    return response(environ, start_response)
 
 
 def admin_response(emulator: WorldEmulator, request: Request, *,

@@ -54,7 +54,7 @@ from urllib.parse import urlencode
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
-from akita_pipelines.sandbox.admin import admin_response
+from akita_pipelines.sandbox.admin import serve
 from akita_pipelines.sandbox.churn import ChurnMeter
 from akita_pipelines.sandbox.webhooks import WebhookOutbox, json_body, subscription_answer
 from akita_pipelines.sandbox.world import World
@@ -615,14 +615,7 @@ class HubSpotEmulator:
     # -- HTTP -------------------------------------------------------------------------------
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """The WSGI application serving the portal (thread-safe: one request at a time)."""
-        request = Request(environ)
-        with self.lock:
-            if request.path.startswith("/__sandbox/"):
-                response = admin_response(self, request)
-            else:
-                self.stats["requests"] += 1
-                response = self._dispatch(request)
-        return response(environ, start_response)
+        return serve(self, self.lock, environ, start_response, self._dispatch)
 
     def _take(self, bucket: str, limit: int, interval: timedelta) -> tuple[Headers, bool]:
         """Count one request against a fixed-window bucket; the headers and whether it fits."""

@@ -51,7 +51,7 @@ from typing import Any
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
-from akita_pipelines.sandbox.admin import admin_response
+from akita_pipelines.sandbox.admin import serve
 from akita_pipelines.sandbox.churn import ChurnMeter
 from akita_pipelines.sandbox.world import World, history_person
 
@@ -793,14 +793,7 @@ class SalesforceEmulator:
     # -- HTTP -------------------------------------------------------------------------------
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """The WSGI application serving the org (thread-safe: one request at a time)."""
-        request = Request(environ)
-        with self.lock:
-            if request.path.startswith("/__sandbox/"):
-                response = admin_response(self, request, type_key="sobject")
-            else:
-                self.stats["requests"] += 1
-                response = self._dispatch(request)
-        return response(environ, start_response)
+        return serve(self, self.lock, environ, start_response, self._dispatch, type_key="sobject")
 
     def _limit_headers(self) -> Headers:
         return Headers({"Sforce-Limit-Info":

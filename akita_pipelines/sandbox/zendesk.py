@@ -65,7 +65,7 @@ from uuid import uuid4
 
 from werkzeug.wrappers import Request, Response
 
-from akita_pipelines.sandbox.admin import admin_response
+from akita_pipelines.sandbox.admin import serve
 from akita_pipelines.sandbox.churn import ChurnMeter
 from akita_pipelines.sandbox.webhooks import (
     WebhookOutbox,
@@ -526,14 +526,7 @@ class ZendeskEmulator:
 
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """The WSGI application serving the account (thread-safe: one request at a time)."""
-        request = Request(environ)
-        with self.lock:
-            if request.path.startswith("/__sandbox/"):
-                response = admin_response(self, request)
-            else:
-                self.stats["requests"] += 1
-                response = self._dispatch(request)
-        return response(environ, start_response)
+        return serve(self, self.lock, environ, start_response, self._dispatch)
 
     def _dispatch(self, request: Request) -> Response:
         path = request.path
