@@ -268,3 +268,68 @@ def test_webhook_secrets_are_stored_encrypted_and_never_logged(
     assert secret not in json.dumps(stored)
     assert secret not in caplog.text
     assert secret not in repr(sub)
+
+
+@pytest.mark.parametrize("version", ["2.15", "2.16"])
+def test_intercom_contacts_list_matches_the_openapi_description(version: str) -> None:
+    from akita_pipelines_tests.integration.test_intercom import violations
+
+    with start_sandbox(seed=11, providers=["intercom"]) as sandbox:
+        info = sandbox.urls["intercom"]
+        headers = {"Authorization": f"Bearer {info['access_token']}",
+                   "Intercom-Version": version}
+        first = httpx.get(f"{info['base_url']}/contacts", params={"per_page": 5},
+                          headers=headers).json()
+        after = first["pages"]["next"]["starting_after"]
+        second = httpx.get(f"{info['base_url']}/contacts",
+                           params={"per_page": 5, "starting_after": after},
+                           headers=headers).json()
+    assert second["pages"]["page"] == 2
+    assert not {c["id"] for c in first["data"]} & {c["id"] for c in second["data"]}
+    for body in (first, second):
+        assert violations(version, "contact_list", body) == []
+
+
+def test_stripe_and_zendesk_webhooks_are_created_through_their_apis(
+        stack: tuple[Engine, Sandbox, Receiver]) -> None:
+    import stripe
+
+    engine, sandbox, receiver = stack
+    tokens = {}
+    # Stripe: the official client creates the endpoint; the answer holds its secret.
+    info = sandbox.urls["stripe"]
+    client = stripe.StripeClient(info["api_key"], base_addresses={"api": info["base_url"]},
+                                 max_network_retries=0).v1
+    tokens["stripe"] = push.new_path_token()
+    endpoint = client.webhook_endpoints.create({
+        "url": f"{receiver.url}/webhooks/stripe/{tokens['stripe']}",
+        "enabled_events": ["customer.updated", "customer.created"]})
+    assert endpoint.secret.startswith("whsec_")
+    assert [e.id for e in client.webhook_endpoints.list().data] == [endpoint.id]
+    # Zendesk: POST /api/v2/webhooks, then its signing secret.
+    zd = sandbox.emulators["zendesk"]
+    auth = (f"{zd.email}/token", zd.api_token)
+    base = sandbox.urls["zendesk"]["base_url"]
+    tokens["zendesk"] = push.new_path_token()
+    created = httpx.post(f"{base}/api/v2/webhooks", auth=auth, json={"webhook": {
+        "name": "Akita", "endpoint": f"{receiver.url}/webhooks/zendesk/{tokens['zendesk']}",
+        "http_method": "POST", "request_format": "json", "status": "active",
+        "subscriptions": ["zen:event-type:ticket.priority_changed"]}})
+    assert created.status_code == 201
+    webhook_id = created.json()["webhook"]["id"]
+    signing = httpx.get(f"{base}/api/v2/webhooks/{webhook_id}/signing_secret", auth=auth)
+    zendesk_secret = signing.json()["signing_secret"]["secret"]
+    with engine.begin() as conn:
+        push.create_subscription(conn, "stripe.acme", secret=endpoint.secret,
+                                 account_ref=None, now=datetime.now(UTC),
+                                 path_token=tokens["stripe"])
+        push.create_subscription(conn, "zendesk.acme", secret=zendesk_secret,
+                                 account_ref="12514403", now=datetime.now(UTC),
+                                 path_token=tokens["zendesk"])
+    sandbox.emulators["stripe"].touch("invoices", 1)  # not an event the endpoint wants
+    sandbox.emulators["stripe"].touch("customers", 1)
+    zd.touch("tickets", 1)
+    zd.touch("accounts", 1)  # not subscribed
+    _wait_for(lambda: {"stripe.acme/accounts", "zendesk.acme/tickets"} <= set(_pushed(engine)),
+              "both notified")
+    assert set(_pushed(engine)) == {"stripe.acme/accounts", "zendesk.acme/tickets"}
