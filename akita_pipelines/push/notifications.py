@@ -105,9 +105,3 @@ def parse(provider: str, body: bytes) -> list[Notice]:
         MalformedNotification: The body is not one of that provider's notifications.
     """
     return _PARSERS[provider](_load(body))
-
-
-def account_refs(provider: str, body: bytes) -> set[str]:
-    """The provider account ids a body names (to find its subscription before trusting it)."""
-    return {n.account_ref for n in parse(provider, body) if n.account_ref}
-

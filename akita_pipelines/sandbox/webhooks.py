@@ -13,6 +13,7 @@ Deliveries go out from a background thread (:meth:`WebhookOutbox.start`) or when
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import urllib.error
@@ -21,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 FAULTS = ("duplicate", "out_of_order", "forged", "replay")
 
@@ -245,8 +248,11 @@ class WebhookOutbox:
 
         def run() -> None:
             while not self._stop.wait(interval_seconds):
-                tick()
-                self.deliver_due()
+                try:
+                    tick()
+                    self.deliver_due()
+                except Exception:  # noqa: BLE001 - an emulator bug must not stop delivery
+                    log.exception("webhook delivery round failed")
 
         self._thread = threading.Thread(target=run, daemon=True, name="webhook-outbox")
         self._thread.start()
