@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from sqlalchemy import Engine, select
 
 from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.db import push
+from akita_pipelines.db.engine import make_engine
 from akita_pipelines.db.schema import interactions, push_due
 from akita_pipelines.db.state import get_object
 from akita_pipelines.push.app import create_app
@@ -333,3 +335,42 @@ def test_stripe_and_zendesk_webhooks_are_created_through_their_apis(
     _wait_for(lambda: {"stripe.acme/accounts", "zendesk.acme/tickets"} <= set(_pushed(engine)),
               "both notified")
     assert set(_pushed(engine)) == {"stripe.acme/accounts", "zendesk.acme/tickets"}
+
+
+def test_push_commands_register_list_count_and_remove_without_showing_secrets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from akita_pipelines.cli import main
+
+    monkeypatch.setenv("AKITA_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    engine = make_engine(f"sqlite:///{tmp_path}/cli.db")
+    add_customer(engine, Customer(id="acme", name="Acme"))
+    add_integration(engine, Integration(id="stripe.acme", customer_id="acme",
+                                        provider="stripe",
+                                        config={"base_url": "http://127.0.0.1:9"}),
+                    {"api_key": "sk_test"})
+    missing = runner.invoke(main, ["push", "add", "stripe.acme", "--secret-env", "NO_SUCH"])
+    assert missing.exit_code != 0
+    assert "NO_SUCH" in missing.output
+    monkeypatch.setenv("STRIPE_WHSEC", "whsec_cli_secret_42")
+    added = runner.invoke(main, ["push", "add", "stripe.acme", "--secret-env", "STRIPE_WHSEC",
+                                 "--receiver-url", "https://hooks.example.com"])
+    assert added.exit_code == 0, added.output
+    url = added.output.strip()
+    assert url.startswith("https://hooks.example.com/webhooks/stripe/")
+    token = url.rsplit("/", 1)[1]
+    listed = runner.invoke(main, ["push", "list"])
+    assert "stripe.acme" in listed.output
+    assert token not in listed.output
+    assert "whsec_cli_secret_42" not in listed.output + added.output
+    with engine.begin() as conn:
+        push.count(conn, "stripe", "stripe.acme", "stale", datetime.now(UTC))
+    assert "stale" in runner.invoke(main, ["push", "stats"]).output
+    with engine.connect() as conn:
+        (sub,) = push.list_subscriptions(conn)
+    assert runner.invoke(main, ["push", "remove", str(sub.id)]).exit_code == 0
+    assert runner.invoke(main, ["push", "remove", str(sub.id)]).exit_code != 0
+    engine.dispose()
