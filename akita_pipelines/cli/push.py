@@ -57,8 +57,8 @@ def push_add(integration_id: str, secret_env: str, account_ref: str | None,
     with _engine().begin() as conn:
         sub = repo.create_subscription(conn, integration_id, secret=secret,
                                        account_ref=account_ref, now=utcnow())
-    if sub.provider not in PUSH_PROVIDERS:
-        raise click.ClickException(f"{sub.provider} does not push; polling only")
+        if sub.provider not in PUSH_PROVIDERS:  # raised inside: the subscription is undone
+            raise click.ClickException(f"{sub.provider} does not push; it is polled only")
     click.echo(endpoint_url(receiver_url, sub.provider, sub.path_token))
 
 

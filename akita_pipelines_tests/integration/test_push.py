@@ -352,6 +352,14 @@ def test_push_commands_register_list_count_and_remove_without_showing_secrets(
                                         provider="stripe",
                                         config={"base_url": "http://127.0.0.1:9"}),
                     {"api_key": "sk_test"})
+    add_integration(engine, Integration(id="salesforce.acme", customer_id="acme",
+                                        provider="salesforce",
+                                        config={"base_url": "http://127.0.0.1:9"}),
+                    {"client_id": "c", "client_secret": "s", "refresh_token": "r"})
+    monkeypatch.setenv("SF_SECRET", "x")
+    polled = runner.invoke(main, ["push", "add", "salesforce.acme", "--secret-env", "SF_SECRET"])
+    assert polled.exit_code != 0
+    assert "polled only" in polled.output
     missing = runner.invoke(main, ["push", "add", "stripe.acme", "--secret-env", "NO_SUCH"])
     assert missing.exit_code != 0
     assert "NO_SUCH" in missing.output
