@@ -24,7 +24,6 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from akita_pipelines.core.clock import utcnow
-from akita_pipelines.core.gcpause import gc_paused
 from akita_pipelines.core.types import Customer, Integration, TypedRecord
 from akita_pipelines.db.engine import make_engine
 from akita_pipelines.db.migrate import upgrade
@@ -36,6 +35,7 @@ from akita_pipelines.processing.resolve import DEFAULT_THRESHOLDS, Kind, Thresho
 from akita_pipelines.providers.registry import get_provider
 from akita_pipelines.sandbox.world import World
 from akita_pipelines.sync.process import ProcessResult, process_batch
+from akita_pipelines.util.gcpause import gc_paused
 from benchmarks.common import SIZE, Figure, peak_rss_mb, sizes
 
 PROVIDERS = ("salesforce", "hubspot", "zendesk", "stripe")

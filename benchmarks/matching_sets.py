@@ -28,8 +28,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from akita_pipelines.core.gcpause import gc_paused
 from akita_pipelines.processing.match import explain, match_rows, to_records
+from akita_pipelines.util.gcpause import gc_paused
 from benchmarks.bench_matching import Quality
 from benchmarks.common import Figure
 from benchmarks.realsets import data

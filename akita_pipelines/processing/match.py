@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from akita_pipelines.core.clock import parse_datetime
-from akita_pipelines.core.gcpause import without_gc
 from akita_pipelines.processing.features import (
     account_record,
     contact_record,
@@ -30,6 +29,7 @@ from akita_pipelines.processing.resolve import (
     Thresholds,
     resolve,
 )
+from akita_pipelines.util.gcpause import without_gc
 
 #: Attributes a column can be mapped to, per kind.
 ATTRIBUTES: Mapping[str, tuple[str, ...]] = {

@@ -22,7 +22,6 @@ from sqlalchemy import Connection, Engine
 from akita_pipelines.alerts.outbox import deliver_pending
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import AkitaError
-from akita_pipelines.core.gcpause import gc_paused, without_gc
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.db import decisions, entities, registry, state
 from akita_pipelines.db.stats import MIN_CHANGED, analyze_stale, checkpoint_wal
@@ -50,6 +49,7 @@ from akita_pipelines.processing.resolve import (
 from akita_pipelines.providers.base import Stream
 from akita_pipelines.providers.registry import get_provider
 from akita_pipelines.sync.failures import record_failure, record_success
+from akita_pipelines.util.gcpause import gc_paused, without_gc
 
 log = logging.getLogger(__name__)
 
