@@ -11,26 +11,10 @@ from typing import Any
 
 import click
 
+from akita_pipelines.cli.common import engine as _engine
+from akita_pipelines.cli.common import table as _table
+from akita_pipelines.cli.common import when as _when
 from akita_pipelines.core.errors import AkitaError
-
-
-def _engine() -> Any:
-    from akita_pipelines.db.engine import make_engine
-
-    return make_engine()
-
-
-def _table(rows: list[list[Any]], headers: list[str]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "never"
 
 
 def _default_urls_file() -> Path:

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import click
 
-
-def _engine() -> Any:
-    from akita_pipelines.db.engine import make_engine
-
-    return make_engine()
+from akita_pipelines.cli.common import engine as _engine
 
 
 @click.group()
@@ -79,7 +74,8 @@ def push_subscribe_sandbox(receiver_url: str, retry_scale: float) -> None:
 @push.command("list")
 def push_list() -> None:
     """Webhook subscriptions (their path tokens and secrets are not shown)."""
-    from akita_pipelines.cli.main import _table, _when
+    from akita_pipelines.cli.common import table as _table
+    from akita_pipelines.cli.common import when as _when
     from akita_pipelines.db import push as repo
 
     with _engine().connect() as conn:
@@ -105,7 +101,7 @@ def push_remove(subscription_id: int) -> None:
 @push.command("stats")
 def push_stats() -> None:
     """What the receivers answered: accepted, duplicate, and every refusal, counted."""
-    from akita_pipelines.cli.main import _table
+    from akita_pipelines.cli.common import table as _table
     from akita_pipelines.db import push as repo
 
     with _engine().connect() as conn:

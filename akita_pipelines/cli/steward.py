@@ -12,6 +12,9 @@ from typing import Any
 
 import click
 
+from akita_pipelines.cli.common import engine as _engine
+from akita_pipelines.cli.common import table as _table
+
 KIND = click.option("--kind", type=click.Choice(["accounts", "contacts"]), default="accounts",
                     show_default=True, help="Entity ids are per kind.")
 REASON = click.option("--reason", default=None, help="Why (kept in the entity's history).")
@@ -19,23 +22,8 @@ ACTOR = click.option("--by", "actor", default=None,
                      help="Who decides (default: the login name).")
 
 
-def _engine() -> Any:
-    from akita_pipelines.db.engine import make_engine
-
-    return make_engine()
-
-
 def _actor(actor: str | None) -> str:
     return actor or getpass.getuser()
-
-
-def _table(rows: list[list[Any]], headers: list[str]) -> str:
-    cells = [headers] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _dump(value: Any) -> None:
