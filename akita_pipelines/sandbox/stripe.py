@@ -46,7 +46,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from akita_pipelines.sandbox.admin import admin_response
+from akita_pipelines.sandbox.admin import serve
 from akita_pipelines.sandbox.churn import ChurnMeter
 from akita_pipelines.sandbox.webhooks import (
     WebhookOutbox,
@@ -603,17 +603,13 @@ class StripeEmulator:
     # -- HTTP -------------------------------------------------------------------------------
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """The WSGI application serving the account (thread-safe: one request at a time)."""
-        request = Request(environ)
-        with self.lock:
-            if request.path.startswith("/__sandbox/"):
-                response = admin_response(self, request)
-            else:
-                self.stats["requests"] += 1
-                try:
-                    response = self._dispatch(request)
-                except StripeError as exc:
-                    response = self._json(exc.body(), exc.status)
-        return response(environ, start_response)
+        return serve(self, self.lock, environ, start_response, self._answer)
+
+    def _answer(self, request: Request) -> Response:
+        try:
+            return self._dispatch(request)
+        except StripeError as exc:
+            return self._json(exc.body(), exc.status)
 
     def _json(self, body: Any, status: int = 200, headers: Mapping[str, str] | None = None
               ) -> Response:
