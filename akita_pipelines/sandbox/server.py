@@ -8,10 +8,11 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from akita_pipelines.sandbox.emulator import Emulator, PushingEmulator
 from akita_pipelines.sandbox.hubspot import HubSpotEmulator
 from akita_pipelines.sandbox.intercom import IntercomEmulator
 from akita_pipelines.sandbox.rest_api import RestApiEmulator
@@ -42,7 +43,7 @@ class Sandbox:
     """Running emulators: ``urls`` has each provider's base URL and demo credentials."""
 
     def __init__(self, host: str, servers: dict[str, BaseWSGIServer],
-                 emulators: dict[str, Any]) -> None:
+                 emulators: dict[str, Emulator]) -> None:
         self.host = host
         self.servers = servers
         self.emulators = emulators
@@ -51,7 +52,8 @@ class Sandbox:
         for emulator in emulators.values():
             if hasattr(emulator, "webhooks"):
                 # Changes are applied and pushed without waiting for an API request.
-                emulator.webhooks.start(emulator.poke)
+                pushing = cast(PushingEmulator, emulator)
+                pushing.webhooks.start(pushing.poke)
         for server in servers.values():
             # A short poll interval: shutdown() waits up to one interval (0.5 s by default).
             thread = threading.Thread(target=server.serve_forever, daemon=True,
@@ -124,7 +126,7 @@ def start_sandbox(host: str = "127.0.0.1", base_port: int = 0, seed: int = 7, *,
     # The world's history ends at the emulators' "now", so changes made later sort after it.
     world = World(seed=seed, now=clock().replace(microsecond=0) if clock else None)
     servers: dict[str, BaseWSGIServer] = {}
-    emulators: dict[str, Any] = {}
+    emulators: dict[str, Emulator] = {}
     for i, (name, factory) in enumerate(sorted(EMULATORS.items())):
         if providers is not None and name not in providers:
             continue
