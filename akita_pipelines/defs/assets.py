@@ -6,6 +6,7 @@ and what was matched: ``retrieve_<provider>_<type>`` stages the changed records,
 """
 
 
+import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,6 +19,8 @@ from dagster import (
     AssetObservation,
     AssetsDefinition,
     Config,
+    DagsterInstance,
+    DagsterRunStatus,
     Failure,
     In,
     MetadataValue,
@@ -43,8 +46,17 @@ from akita_pipelines.defs.run_coordinator import FULL_TAG, SINCE_TAG, trigger_of
 from akita_pipelines.providers.base import ProviderSpec
 from akita_pipelines.sync.failures import failure_report
 from akita_pipelines.sync.process import ProcessResult, process_staged
-from akita_pipelines.sync.retrieve import parse_day, retrieve_changes
+from akita_pipelines.sync.retrieve import (
+    ObjectBusy,
+    RetrieveResult,
+    parse_day,
+    retrieve_changes,
+)
 from akita_pipelines.sync.status import health
+
+ACTIVE_RUN_STATUSES = frozenset({
+    DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING})
 
 #: Who answers for the Integration Object assets (shown and filterable in the UI).
 OWNER = "team:data-engineering"
@@ -108,6 +120,105 @@ def history_request(config: RetrieveConfig, tags: Mapping[str, str]) -> tuple[bo
 
 def _text(value: Any) -> Any:
     return MetadataValue.text(value) if isinstance(value, str) else value
+
+
+def retrieved_summary(result: RetrieveResult, *, full: bool, trigger: str,
+                      status_before: str) -> dict[str, Any]:
+    """What a retrieval hands to processing (and to the materialisation's metadata)."""
+    return {"sync_id": result.sync_id, "records_fetched": result.records_fetched,
+            "records_staged": result.records_fetched - result.quarantined,
+            "pages": result.pages,
+            "quarantined": result.quarantined, "cursor_before": _iso(result.cursor_before),
+            "since": _iso(result.since), "since_at": _epoch(result.since),
+            "full": full, "trigger": trigger, "seconds": result.seconds,
+            "reconciled_deleted": result.reconciled_deleted,
+            "notices": " | ".join(result.notices), "status_before": status_before,
+            **result.http}
+
+
+def materialization_metadata(retrieved: Mapping[str, Any],
+                             result: ProcessResult) -> dict[str, Any]:
+    """The metadata of one partition's materialisation (single-partition runs and batches)."""
+    cursor_after = _iso(result.cursor_after)
+    since_at = retrieved["since_at"]
+    now = utcnow().replace(microsecond=0)
+    metadata: dict[str, Any] = {
+        "trigger": retrieved["trigger"],
+        "full": retrieved["full"],
+        "records_fetched": retrieved["records_fetched"],
+        "records_staged": retrieved["records_staged"],
+        "pages": retrieved["pages"],
+        "records_processed": result.processed,
+        "quarantined": retrieved["quarantined"] + result.quarantined,
+        "deleted": result.deleted,
+        # Gone at the provider without a trace, found by a complete full read.
+        "reconciled_deleted": retrieved["reconciled_deleted"],
+        "created": result.created,
+        "matched": result.matched,
+        "merged": result.merged,
+        "match_reviews": result.reviews,
+        "updated": result.rules.get("source_id", 0),
+        "linked": result.linked,
+        "cursor": f"{retrieved['cursor_before']} → {cursor_after}",
+        "cursor_before": retrieved["cursor_before"],
+        "cursor_after": cursor_after,
+        # Read from (cursor − lookback, or the history start) up to now.
+        "history_window": (f"{retrieved['since'] if since_at is not None else 'all history'}"
+                           f" → {_iso(now)}"),
+        "history_window_days": (round((now.timestamp() - since_at) / 86400, 2)
+                                if since_at is not None else "all history"),
+        "api_calls": retrieved["api_calls"],
+        "retries": retrieved["retries"],
+        "rate_limit_waits": retrieved["rate_limit_waits"],
+        "rate_limit_wait_seconds": retrieved.get("waited_seconds", 0.0),
+        "retrieve_seconds": round(retrieved["seconds"], 3),
+        "process_seconds": round(result.seconds, 3),
+        "duration_seconds": round(retrieved["seconds"] + result.seconds, 3),
+    }
+    if retrieved["notices"]:  # e.g. a fallback to a full re-read, and why
+        metadata["notices"] = retrieved["notices"]
+    for rule, count in sorted(result.rules.items()):
+        metadata[f"links_by_rule/{rule}"] = count
+    return metadata
+
+
+def as_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: MetadataValue.text(v) if isinstance(v, str) else v for k, v in metadata.items()}
+
+
+#: How long a single-partition run waits for another run's sync of the same object (a batch
+#: holding it) before it gives up; the wait is usually one incremental sync, seconds.
+BUSY_WAIT_SECONDS = 3600.0
+BUSY_POLL_SECONDS = 2.0
+
+
+def run_is_active(instance: DagsterInstance, run_id: str) -> bool:
+    """Whether the run holding an object's lease is still queued or running."""
+    run = instance.get_run_by_id(run_id)
+    return run is not None and run.status in ACTIVE_RUN_STATUSES
+
+
+def retrieve_when_free(context: OpExecutionContext, engine: Engine, integration_id: str,
+                       interaction_type: str, *, trigger: str, full: bool,
+                       since: str | None) -> RetrieveResult:
+    """Retrieve once no other run (a batch) is syncing the object: a run of one partition
+    waits for it, as it waits in the queue behind another run of its partition."""
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    told = False
+    while True:
+        try:
+            return retrieve_changes(engine, integration_id, interaction_type, trigger=trigger,
+                                    run_id=context.run_id, full=full, since=since,
+                                    alive=lambda run_id: run_is_active(context.instance, run_id))
+        except ObjectBusy as exc:
+            if time.monotonic() > deadline:
+                raise Failure(description=f"{exc}: still after {BUSY_WAIT_SECONDS:.0f} s; "
+                                          "re-sync when that run has finished",
+                              allow_retries=False) from None
+            if not told:
+                context.log.info("waiting: %s", exc)
+                told = True
+            time.sleep(BUSY_POLL_SECONDS)
 
 
 @contextmanager
@@ -220,23 +331,16 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
         with classified_failures(context, engine, asset_key(provider, interaction_type),
                                  interaction_type):
             full, since = history_request(config, context.run.tags)
-            result = retrieve_changes(engine, integration_id, interaction_type,
-                                      trigger=trigger, run_id=context.run_id, full=full,
-                                      since=since)
-        staged = result.records_fetched - result.quarantined
+            result = retrieve_when_free(context, engine, integration_id, interaction_type,
+                                        trigger=trigger, full=full, since=since)
         context.add_output_metadata({
-            "records_fetched": result.records_fetched, "records_staged": staged,
+            "records_fetched": result.records_fetched,
+            "records_staged": result.records_fetched - result.quarantined,
             "pages": result.pages, "quarantined": result.quarantined,
             "since": _iso(result.since), "full": full, **result.http,
         })
-        return {"sync_id": result.sync_id, "records_fetched": result.records_fetched,
-                "records_staged": staged, "pages": result.pages,
-                "quarantined": result.quarantined, "cursor_before": _iso(result.cursor_before),
-                "since": _iso(result.since), "since_at": _epoch(result.since),
-                "full": full, "trigger": trigger, "seconds": result.seconds,
-                "reconciled_deleted": result.reconciled_deleted,
-                "notices": " | ".join(result.notices), "status_before": status_before,
-                **result.http}
+        return retrieved_summary(result, full=full, trigger=trigger,
+                                 status_before=status_before)
 
     @op(name=f"process_{stem}", out=Out(dict))
     def process(context: OpExecutionContext, retrieved: dict[str, Any],
@@ -246,50 +350,11 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
                                  interaction_type):
             result = process_staged(engine, context.partition_key, interaction_type,
                                     sync_id=int(retrieved["sync_id"]))
-        cursor_after = _iso(result.cursor_after)
-        since_at = retrieved["since_at"]
-        now = utcnow().replace(microsecond=0)
-        metadata: dict[str, Any] = {
-            "trigger": retrieved["trigger"],
-            "full": retrieved["full"],
-            "records_fetched": retrieved["records_fetched"],
-            "records_staged": retrieved["records_staged"],
-            "pages": retrieved["pages"],
-            "records_processed": result.processed,
-            "quarantined": retrieved["quarantined"] + result.quarantined,
-            "deleted": result.deleted,
-            # Gone at the provider without a trace, found by a complete full read.
-            "reconciled_deleted": retrieved["reconciled_deleted"],
-            "created": result.created,
-            "matched": result.matched,
-            "merged": result.merged,
-            "match_reviews": result.reviews,
-            "updated": result.rules.get("source_id", 0),
-            "linked": result.linked,
-            "cursor": f"{retrieved['cursor_before']} → {cursor_after}",
-            "cursor_before": retrieved["cursor_before"],
-            "cursor_after": cursor_after,
-            # Read from (cursor − lookback, or the history start) up to now.
-            "history_window": (f"{retrieved['since'] if since_at is not None else 'all history'}"
-                               f" → {_iso(now)}"),
-            "history_window_days": (round((now.timestamp() - since_at) / 86400, 2)
-                                    if since_at is not None else "all history"),
-            "api_calls": retrieved["api_calls"],
-            "retries": retrieved["retries"],
-            "rate_limit_waits": retrieved["rate_limit_waits"],
-            "rate_limit_wait_seconds": retrieved.get("waited_seconds", 0.0),
-            "retrieve_seconds": round(retrieved["seconds"], 3),
-            "process_seconds": round(result.seconds, 3),
-            "duration_seconds": round(retrieved["seconds"] + result.seconds, 3),
-        }
+        metadata = materialization_metadata(retrieved, result)
         if retrieved["notices"]:  # e.g. a fallback to a full re-read, and why
-            metadata["notices"] = retrieved["notices"]
             context.log.warning("%s: %s", context.partition_key, retrieved["notices"])
-        for rule, count in sorted(result.rules.items()):
-            metadata[f"links_by_rule/{rule}"] = count
         summary = {k: v for k, v in metadata.items() if isinstance(v, int | float | str)}
-        yield Output(summary, metadata={
-            k: MetadataValue.text(v) if isinstance(v, str) else v for k, v in metadata.items()})
+        yield Output(summary, metadata=as_metadata(metadata))
         # After the output, so the matched table's event is newer than its source's (the UI
         # would call it unsynced otherwise).
         _report_matched(context, engine, interaction_type, context.partition_key, result)

@@ -17,6 +17,7 @@ from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.db import registry
 from akita_pipelines.db.engine import database_exists
 from akita_pipelines.defs.assets import build_provider_assets
+from akita_pipelines.defs.batches import build_batch_job
 from akita_pipelines.defs.matched import CHECKS, build_matched_assets
 from akita_pipelines.defs.push_sensor import build_push_sensor
 from akita_pipelines.defs.resources import AkitaDatabase
@@ -68,14 +69,18 @@ def build_definitions(providers: Mapping[str, ProviderSpec] = PROVIDERS,
         )
         for name, spec in providers.items()
     ]
+    # The scheduler's batch runs: many integrations of one provider, materialisations reported
+    # per partition (the asset jobs above stay for single partitions, the UI and backfills).
+    batch_jobs = [build_batch_job(name, database) for name in providers]
     # Lineage from every Integration Object asset built, custom types (sql, files, rest) too.
     object_keys = [key for a in object_assets for key in a.keys]
     matched = build_matched_assets(object_keys)
     return Definitions(
         assets=[*object_assets, *matched],
         asset_checks=[*CHECKS, *build_on_time_checks(object_keys)],
-        jobs=jobs,
-        sensors=[build_scheduler_sensor(providers, jobs), build_run_failure_sensor(providers),
+        jobs=[*jobs, *batch_jobs],
+        sensors=[build_scheduler_sensor(providers, [*jobs, *batch_jobs]),
+                 build_run_failure_sensor(providers),
                  build_push_sensor(providers, jobs), build_staleness_sensor(object_keys)],
         resources={"akita_db": database},
         # One process per run is the capacity limit; steps run in that process.

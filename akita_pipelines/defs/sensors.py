@@ -3,6 +3,7 @@
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from dagster import (
     AddDynamicPartitionsRequest,
@@ -23,12 +24,14 @@ from dagster import (
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.db import registry, state
 from akita_pipelines.defs.assets import asset_key
+from akita_pipelines.defs.batches import BATCH_TAG, INTEGRATIONS_TAG, batch_job_name
 from akita_pipelines.defs.partitions import integrations_partitions, partitions_name
 from akita_pipelines.defs.resources import AkitaDatabase
 from akita_pipelines.defs.run_coordinator import TRIGGER_TAG
 from akita_pipelines.providers.base import ProviderSpec
+from akita_pipelines.sync.batches import BatchPolicy, PlannedBatch, plan_batches
 from akita_pipelines.sync.crashes import record_crashed_run
-from akita_pipelines.sync.scheduler import partition_changes, plan_runs
+from akita_pipelines.sync.scheduler import partition_changes
 
 #: Runs requested per tick at most; the rest stay due and go next tick, oldest first.
 MAX_RUNS_PER_TICK = 200
@@ -48,17 +51,49 @@ def job_name(provider: str) -> str:
 
 
 def in_flight_integrations(context: SensorEvaluationContext) -> set[str]:
-    """Integrations with a run queued or running (any trigger: sensor, backfill or the UI)."""
+    """Integrations with a run queued or running (any trigger: sensor, backfill or the UI),
+    the integrations of batch runs included."""
     runs = context.instance.get_runs(filters=RunsFilter(statuses=ACTIVE_STATUSES))
-    return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
+    found = {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
+    for run in runs:
+        found.update(i for i in run.tags.get(INTEGRATIONS_TAG, "").split(",") if i)
+    return found
+
+
+def run_request(batch: PlannedBatch, policy: BatchPolicy) -> RunRequest:
+    """One integration: an ordinary partition run, as the UI's. Several: a batch run."""
+    single = batch.single
+    if single is not None:
+        return RunRequest(
+            job_name=job_name(single.provider),
+            partition_key=single.integration_id,
+            asset_selection=[asset_key(single.provider, t) for t in single.types],
+            asset_check_keys=[],  # on_time checks are the staleness sensor's
+            tags={"akita/customer": single.customer_id, "akita/provider": single.provider,
+                  "akita/integration": single.integration_id, TRIGGER_TAG: "sensor",
+                  "akita/types": ",".join(single.types)})
+    threads = policy.for_provider(batch.provider).threads
+    return RunRequest(
+        job_name=batch_job_name(batch.provider),
+        run_config={"ops": {f"batch_sync_{batch.provider}": {"config": {
+            "integrations": {r.integration_id: list(r.types) for r in batch.runs},
+            "threads": threads}}}},
+        tags={"akita/provider": batch.provider, TRIGGER_TAG: "sensor", BATCH_TAG: "true",
+              INTEGRATIONS_TAG: ",".join(batch.integration_ids),
+              "akita/batch_size": str(len(batch.runs))})
 
 
 def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
-                           jobs: list[JobDefinition]) -> SensorDefinition:
+                           jobs: list[JobDefinition],
+                           policy: BatchPolicy | None = None) -> SensorDefinition:
+    policy = policy or BatchPolicy.from_env()
+
     @sensor(name="akita_scheduler_sensor", jobs=jobs, minimum_interval_seconds=30,
             default_status=DefaultSensorStatus.RUNNING,
-            description="Every 30 s: registers new integrations as partitions and requests one "
-                        "run per integration whose Integration Objects are due.")
+            description="Every 30 s: registers new integrations as partitions and requests "
+                        "runs for the integrations whose Integration Objects are due: one run "
+                        "per integration while few are due, else batch runs of many "
+                        "integrations of one provider.")
     def akita_scheduler_sensor(context: SensorEvaluationContext,
                                akita_db: AkitaDatabase) -> SensorResult:
         now = utcnow()
@@ -78,29 +113,20 @@ def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
         known = {k for keys in current.values() for k in keys}
         known |= {k for keys in adds.values() for k in keys}
         due = [o for o in due if o.integration_id in known]
-        runs = plan_runs(due, in_flight=in_flight_integrations(context),
-                         known_providers=providers, max_runs=MAX_RUNS_PER_TICK)
+        batches = plan_batches(due, in_flight=in_flight_integrations(context),
+                               known_providers=providers, max_runs=MAX_RUNS_PER_TICK,
+                               policy=policy)
         # No run_key: keys de-duplicate forever (even after a failed run); the in-flight check
         # and the next_due_at moved by every attempt keep one run per due window instead.
-        run_requests = [
-            RunRequest(
-                job_name=job_name(run.provider),
-                partition_key=run.integration_id,
-                asset_selection=[asset_key(run.provider, t) for t in run.types],
-                asset_check_keys=[],  # on_time checks are the staleness sensor's
-                tags={"akita/customer": run.customer_id, "akita/provider": run.provider,
-                      "akita/integration": run.integration_id, TRIGGER_TAG: "sensor",
-                      "akita/types": ",".join(run.types)},
-            )
-            for run in runs
-        ]
+        run_requests = [run_request(batch, policy) for batch in batches]
         partition_requests: list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest] = [
             *(integrations_partitions(p).build_add_request(keys) for p, keys in adds.items()),
             *(integrations_partitions(p).build_delete_request(list(keys))
               for p, keys in changes.delete.items()),
         ]
         cursor = json.dumps({"last_tick": now.isoformat(), "due_objects": len(due),
-                             "runs_requested": len(run_requests)})
+                             "runs_requested": len(run_requests),
+                             "integrations_requested": sum(len(b.runs) for b in batches)})
         if not run_requests and not partition_requests:
             reason = (f"{len(due)} due objects, all of integrations with a run in flight"
                       if due else "nothing due")
@@ -109,6 +135,18 @@ def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
                             dynamic_partitions_requests=partition_requests, cursor=cursor)
 
     return akita_scheduler_sensor
+
+
+def batch_objects(run_config: Mapping[str, Any], tags: Mapping[str, str]
+                  ) -> dict[str, list[str]]:
+    """A batch run's integrations and their types (from its run config), else nothing."""
+    if BATCH_TAG not in tags:
+        return {}
+    for op_config in (run_config.get("ops") or {}).values():
+        found = (op_config or {}).get("config", {}).get("integrations")
+        if isinstance(found, Mapping):
+            return {str(k): [str(t) for t in v] for k, v in found.items()}
+    return {}
 
 
 def build_run_failure_sensor(providers: Mapping[str, ProviderSpec]) -> SensorDefinition:
@@ -120,7 +158,15 @@ def build_run_failure_sensor(providers: Mapping[str, ProviderSpec]) -> SensorDef
                                  akita_db: AkitaDatabase) -> None:
         run = context.dagster_run
         integration_id = run.tags.get("dagster/partition")
+        reason = context.failure_event.message or "the run failed"
         if not integration_id:
+            for batch_integration, types in batch_objects(run.run_config, run.tags).items():
+                recorded = record_crashed_run(akita_db.engine(), run_id=run.run_id,
+                                              integration_id=batch_integration, types=types,
+                                              reason=reason[:300])
+                if recorded:
+                    context.log.info("recorded crashed syncs of %s: %s", batch_integration,
+                                     recorded)
             return
         provider = integration_id.split(".", 1)[0]
         if provider not in providers:
@@ -129,7 +175,6 @@ def build_run_failure_sensor(providers: Mapping[str, ProviderSpec]) -> SensorDef
                  if len(key.path) == 2 and key.path[0] == provider]
         if not types:
             types = providers[provider].types_in_order()
-        reason = context.failure_event.message or "the run failed"
         recorded = record_crashed_run(akita_db.engine(), run_id=run.run_id,
                                       integration_id=integration_id, types=types,
                                       reason=reason[:300])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,14 +13,23 @@ from sqlalchemy import Engine
 
 from akita_pipelines.config.settings import resolve_all
 from akita_pipelines.core.clock import parse_datetime, utcnow
-from akita_pipelines.core.errors import AkitaError, ConfigError
-from akita_pipelines.db import registry, state
+from akita_pipelines.core.errors import AkitaError, ConfigError, TransientError
+from akita_pipelines.db import leases, registry, state
 from akita_pipelines.providers.base import ConnectionContext
 from akita_pipelines.providers.http import HttpClient
 from akita_pipelines.providers.registry import get_provider
 from akita_pipelines.sync.failures import record_failure
 
 log = logging.getLogger(__name__)
+
+
+class ObjectBusy(TransientError):
+    """Another run is syncing this Integration Object; nothing was started or recorded."""
+
+    def __init__(self, integration_id: str, interaction_type: str, holders: list[str]) -> None:
+        super().__init__(f"{integration_id}/{interaction_type} is being synced by run "
+                         f"{', '.join(holders)}")
+        self.holders = holders
 
 
 @dataclass
@@ -67,8 +77,13 @@ def parse_day(value: str) -> datetime:
 
 def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str, *,
                      trigger: str = "cli", run_id: str | None = None, full: bool = False,
-                     since: str | None = None, http: HttpClient | None = None) -> RetrieveResult:
+                     since: str | None = None, http: HttpClient | None = None,
+                     alive: Callable[[str], bool] | None = None) -> RetrieveResult:
     """Fetch changed records of one Integration Object and stage them with their checkpoint.
+
+    A run (``run_id``) first takes the object's lease: while another run's sync of it is in
+    progress (and ``alive`` says that run is still queued or running), it raises
+    :class:`ObjectBusy` having started nothing.
 
     Each page is staged together with its checkpoint in one transaction: a sync killed at any
     point resumes from the last staged page. The committed cursor does not move here; the
@@ -82,6 +97,15 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
             raise ConfigError(f"{integration_id} has no interaction type {interaction_type!r}")
         integration = registry.get_integration(conn, integration_id)
         customer = registry.get_customer(conn, integration.customer_id)
+        if run_id is not None:
+            busy = [r for r in leases.holders(conn, obj.id, run_id, now)
+                    if alive is None or alive(r)]
+            if busy:
+                raise ObjectBusy(integration_id, interaction_type, busy)
+            # Read again under the lock: a run that held it may just have moved the cursor;
+            # and the sync starts now, not when it began waiting for the lock.
+            obj = state.get_object(conn, integration_id, interaction_type) or obj
+            now = utcnow()
         sync_id = state.begin_sync(conn, obj, trigger=trigger, run_id=run_id, now=now)
     spec = get_provider(integration.provider)
     stream = spec.streams_for(integration.config)[interaction_type]
