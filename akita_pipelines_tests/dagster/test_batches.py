@@ -14,6 +14,7 @@ from dagster import (
     AssetRecordsFilter,
     DagsterEventType,
     DagsterInstance,
+    DagsterRunStatus,
     build_sensor_context,
     instance_for_test,
 )
@@ -24,7 +25,7 @@ from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.db.schema import integration_objects, sync_runs
 from akita_pipelines.defs.definitions import build_definitions
 from akita_pipelines.defs.resources import AkitaDatabase
-from akita_pipelines.defs.sensors import build_scheduler_sensor, job_name
+from akita_pipelines.defs.sensors import batch_objects, build_scheduler_sensor, job_name
 from akita_pipelines.providers.registry import PROVIDERS
 from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines.sandbox.server import Sandbox, start_sandbox
@@ -267,3 +268,17 @@ def test_the_scheduler_batches_many_due_integrations_and_runs_few_one_by_one(
     config = batches[0].run_config["ops"]["batch_sync_salesforce"]["config"]
     assert list(config["integrations"]) == named[0]
     assert config["threads"] == 4  # the provider's 8 requests shared by 2 runs
+
+    # A running batch run holds its integrations: the next tick leaves them out.
+    instance.create_run_for_job(defs.resolve_job_def("salesforce_batch_sync"),
+                                run_config=batches[0].run_config, tags=batches[0].tags,
+                                status=DagsterRunStatus.STARTED)
+    result = sensor(build_sensor_context(instance=instance, definitions=defs,
+                                         resources={"akita_db": db}))
+    later = [i for r in result.run_requests
+             for i in (r.tags.get("akita/integrations") or r.partition_key or "").split(",")]
+    assert sorted(later) == sorted(set(few + more) - set(named[0]))
+    # Should that run crash, the failure sensor knows its objects from its config.
+    assert batch_objects(batches[0].run_config, batches[0].tags) == {
+        i: ["accounts", "contacts", "deals", "tickets", "tasks"] for i in named[0]}
+    assert batch_objects({}, {"dagster/partition": few[0]}) == {}
