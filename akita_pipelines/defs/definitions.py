@@ -21,6 +21,7 @@ from akita_pipelines.defs.batches import build_batch_job
 from akita_pipelines.defs.matched import CHECKS, build_matched_assets
 from akita_pipelines.defs.push_sensor import build_push_sensor
 from akita_pipelines.defs.resources import AkitaDatabase
+from akita_pipelines.defs.retention import build_run_retention_sensor
 from akita_pipelines.defs.sensors import (
     build_run_failure_sensor,
     build_scheduler_sensor,
@@ -81,7 +82,8 @@ def build_definitions(providers: Mapping[str, ProviderSpec] = PROVIDERS,
         jobs=[*jobs, *batch_jobs],
         sensors=[build_scheduler_sensor(providers, [*jobs, *batch_jobs]),
                  build_run_failure_sensor(providers),
-                 build_push_sensor(providers, jobs), build_staleness_sensor(object_keys)],
+                 build_push_sensor(providers, jobs), build_staleness_sensor(object_keys),
+                 build_run_retention_sensor()],
         resources={"akita_db": database},
         # One process per run is the capacity limit; steps run in that process.
         executor=in_process_executor,
