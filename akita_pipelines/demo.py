@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from akita_pipelines.core.types import Customer, Integration
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.providers.registry import PROVIDERS
-from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines.sandbox.world import World
 
 DEMO_CUSTOMERS = (

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from akita_pipelines.core.clock import parse_datetime, utcnow
 from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.db.entities import unexplained_duplicate_domains
-from akita_pipelines.db.registry import set_integration_state
+from akita_pipelines.db.integrations import set_integration_state
 from akita_pipelines.db.schema import alerts, interactions, quarantine
 from akita_pipelines.providers.http import HttpClient
 from akita_pipelines.sandbox.server import Sandbox

@@ -19,7 +19,7 @@ SYNC = textwrap.dedent("""
     from akita_pipelines.core.types import Customer, Integration
     from akita_pipelines.db.engine import make_engine
     from akita_pipelines.db.migrate import upgrade
-    from akita_pipelines.registry import add_customer, add_integration
+    from akita_pipelines.onboarding import add_customer, add_integration
     from akita_pipelines.sync.service import sync_object
     urls = json.load(open(sys.argv[1]))["salesforce"]
     engine = make_engine(sys.argv[2]); upgrade(engine)

@@ -218,7 +218,7 @@ def _seed(akita_url: str, sandbox_info: dict[str, str], n: int) -> None:
     from akita_pipelines.core.types import Customer, Integration
     from akita_pipelines.db.engine import make_engine
     from akita_pipelines.db.migrate import upgrade
-    from akita_pipelines.registry import add_customer, add_integration
+    from akita_pipelines.onboarding import add_customer, add_integration
 
     engine = make_engine(akita_url)
     upgrade(engine)

@@ -26,8 +26,12 @@ from sqlalchemy import Engine, func, select
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.types import Customer, Integration, TypedRecord
 from akita_pipelines.db.engine import make_engine
+from akita_pipelines.db.integrations import (
+    save_customer,
+    save_integration,
+    sync_integration_objects,
+)
 from akita_pipelines.db.migrate import upgrade
-from akita_pipelines.db.registry import save_customer, save_integration, sync_integration_objects
 from akita_pipelines.db.schema import account_links, contact_links, contacts, interactions
 from akita_pipelines.db.stats import MIN_CHANGED, analyze_stale, checkpoint_wal
 from akita_pipelines.processing.match import match_records, to_records

@@ -40,8 +40,8 @@ from akita_pipelines.db.schema import webhook_events, webhook_subscriptions
 from akita_pipelines.db.state import get_object
 from akita_pipelines.defs.definitions import build_definitions
 from akita_pipelines.defs.resources import AkitaDatabase
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.providers.registry import PROVIDERS as ALL_PROVIDERS
-from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines_tests.e2e.push_stack import running_push_stack
 from akita_pipelines_tests.e2e.stack import free_port, wait_for
 from akita_pipelines_tests.pg import postgres_server

@@ -13,11 +13,11 @@ from sqlalchemy import Engine
 from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.db.engine import make_engine
 from akita_pipelines.db.migrate import upgrade
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.providers.auth import MemoryCredentialStore
 from akita_pipelines.providers.base import ConnectionContext
 from akita_pipelines.providers.http import HttpClient
 from akita_pipelines.providers.registry import get_provider
-from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from akita_pipelines.sync.service import sync_object
 from benchmarks.common import Figure, sizes

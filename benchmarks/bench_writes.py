@@ -16,8 +16,12 @@ from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.types import Customer, Integration, TypedRecord
 from akita_pipelines.db import entities, state
 from akita_pipelines.db.engine import make_engine
+from akita_pipelines.db.integrations import (
+    save_customer,
+    save_integration,
+    sync_integration_objects,
+)
 from akita_pipelines.db.migrate import upgrade
-from akita_pipelines.db.registry import save_customer, save_integration, sync_integration_objects
 from akita_pipelines.providers.registry import get_provider
 from benchmarks.common import Figure, sizes, timed
 

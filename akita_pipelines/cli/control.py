@@ -42,12 +42,12 @@ def resync(integration_id: str, interaction_type: str | None, full: bool, wait: 
            timeout: float | None, url: str, location: str) -> None:
     """Queue a manual sync of one integration (one partition) on the Dagster webserver."""
     from akita_pipelines.core.types import type_order
-    from akita_pipelines.db import registry, state
+    from akita_pipelines.db import integrations, state
     from akita_pipelines.db.engine import make_engine
 
     engine = make_engine()
     with engine.connect() as conn:
-        integration = registry.get_integration(conn, integration_id)
+        integration = integrations.get_integration(conn, integration_id)
         known = sorted(o.interaction_type for o in state.list_objects(
             conn, integration_id=integration_id))
     if interaction_type is not None and interaction_type not in known:
@@ -106,11 +106,11 @@ def backfill(provider: str, integration_ids: tuple[str, ...], since: datetime | 
     checkpointed as they are staged; the committed cursor never moves backwards. Exactly what
     the UI's "Launch backfill" does (add the tag ``akita/since=YYYY-MM-DD`` there for a date).
     """
-    from akita_pipelines.db import registry
+    from akita_pipelines.db import integrations
     from akita_pipelines.db.engine import make_engine
 
     with make_engine().connect() as conn:
-        registered = registry.list_integrations(conn, provider=provider)
+        registered = integrations.list_integrations(conn, provider=provider)
     if integration_ids:
         ids = {i.id for i in registered}
         unknown = [i for i in integration_ids if i not in ids]

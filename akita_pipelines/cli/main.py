@@ -121,7 +121,7 @@ def integrations() -> None:
 @integrations.command("list")
 def integrations_list() -> None:
     """List the registered integrations."""
-    from akita_pipelines.db.registry import list_integrations
+    from akita_pipelines.db.integrations import list_integrations
 
     with _engine().connect() as conn:
         found = list_integrations(conn)
@@ -159,8 +159,8 @@ def integrations_add(integration_id: str, customer: str, customer_name: str | No
                      replace: bool) -> None:
     """Register INTEGRATION_ID (``<provider>.<slug>``) for a customer."""
     from akita_pipelines.core.types import Customer, Integration
-    from akita_pipelines.db.registry import get_customer, get_integration
-    from akita_pipelines.registry import add_customer, add_integration
+    from akita_pipelines.db.integrations import get_customer, get_integration
+    from akita_pipelines.onboarding import add_customer, add_integration
 
     config = json_object(config_json, "--config")
     settings = json_object(settings_json, "--settings")
@@ -197,7 +197,7 @@ def integrations_add(integration_id: str, customer: str, customer_name: str | No
 
 def _set_state(integration_id: str, new_state: str) -> None:
     from akita_pipelines.core.clock import utcnow
-    from akita_pipelines.db.registry import set_integration_state
+    from akita_pipelines.db.integrations import set_integration_state
 
     with _engine().begin() as conn:
         set_integration_state(conn, integration_id, new_state, utcnow())
@@ -234,7 +234,7 @@ def secrets_new_key() -> None:
 @secrets.command("rotate")
 def secrets_rotate() -> None:
     """Re-encrypt every integration's credentials with the newest key."""
-    from akita_pipelines.db.registry import reencrypt_credentials
+    from akita_pipelines.db.integrations import reencrypt_credentials
 
     with _engine().begin() as conn:
         count = reencrypt_credentials(conn)
@@ -250,7 +250,7 @@ def registry() -> None:
 @click.argument("path", type=click.Path(path_type=Path, exists=True))
 def registry_load(path: Path) -> None:
     """Register the customers and integrations declared in PATH."""
-    from akita_pipelines.registry import load_file
+    from akita_pipelines.onboarding import load_file
 
     ids = load_file(_engine(), path)
     click.echo(f"registered {len(ids)} integrations")

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, delete, func, select
 from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.db import secrets, state
 from akita_pipelines.db.dialect import among, insert_for
-from akita_pipelines.db.registry import get_integration
+from akita_pipelines.db.integrations import get_integration
 from akita_pipelines.db.schema import (
     push_due,
     webhook_counts,

@@ -37,7 +37,7 @@ from sqlalchemy import Engine
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import AkitaError, ConfigError
 from akita_pipelines.core.types import STANDARD_TYPES, type_order
-from akita_pipelines.db import registry, state
+from akita_pipelines.db import integrations, state
 from akita_pipelines.db.health import open_reviews
 from akita_pipelines.defs.matched import MATCHED_KEYS, evaluate_matched_checks
 from akita_pipelines.defs.partitions import integrations_partitions
@@ -277,7 +277,7 @@ def _require_integration(engine: Engine, integration_id: str) -> None:
     """A partition key that names no integration (typed by hand in the UI) says so."""
     try:
         with engine.connect() as conn:
-            registry.get_integration(conn, integration_id)
+            integrations.get_integration(conn, integration_id)
     except ConfigError:
         action = ("register it (`akita integrations add`) or delete the partition; "
                   "`akita integrations list` shows the registered ones")

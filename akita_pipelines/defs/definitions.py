@@ -14,7 +14,7 @@ from dagster import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from akita_pipelines.core.errors import AkitaError
-from akita_pipelines.db import registry
+from akita_pipelines.db import integrations
 from akita_pipelines.db.engine import database_exists
 from akita_pipelines.defs.assets import build_provider_assets
 from akita_pipelines.defs.batches import build_batch_job
@@ -47,7 +47,7 @@ def registered_custom_types(database: AkitaDatabase,
         return {}
     try:
         with database.engine().connect() as conn:
-            types = registry.registered_types(conn, providers)
+            types = integrations.registered_types(conn, providers)
     except (SQLAlchemyError, AkitaError) as exc:
         log.info("no custom interaction types loaded: %s", type(exc).__name__)
         return {}

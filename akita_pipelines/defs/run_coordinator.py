@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.core.types import Integration
-from akita_pipelines.db import registry
+from akita_pipelines.db import integrations
 from akita_pipelines.db.engine import cached_engine, default_database_url
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def database_lookup(integration_id: str) -> Integration | None:
     """The integration from the Akita database, or None when it is not registered."""
     try:
         with cached_engine(default_database_url()).connect() as conn:
-            return registry.get_integration(conn, integration_id)
+            return integrations.get_integration(conn, integration_id)
     except (AkitaError, SQLAlchemyError) as exc:
         log.warning("no integration %r for run tags: %s", integration_id, type(exc).__name__)
         return None

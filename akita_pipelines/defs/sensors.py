@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from akita_pipelines.core.clock import utcnow
-from akita_pipelines.db import registry, state
+from akita_pipelines.db import integrations, state
 from akita_pipelines.defs.assets import asset_key
 from akita_pipelines.defs.batches import BATCH_TAG, INTEGRATIONS_TAG, batch_job_name
 from akita_pipelines.defs.partitions import integrations_partitions, partitions_name
@@ -98,7 +98,7 @@ def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
                                akita_db: AkitaDatabase) -> SensorResult:
         now = utcnow()
         with akita_db.engine().connect() as conn:
-            registered = registry.integration_ids_by_provider(conn)
+            registered = integrations.integration_ids_by_provider(conn)
             due = state.due_objects(conn, now, limit=MAX_DUE_PER_TICK)
         registered = {p: ids for p, ids in registered.items() if p in providers}
         current = {p: context.instance.get_dynamic_partitions(partitions_name(p))

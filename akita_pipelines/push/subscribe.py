@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import ConfigError
-from akita_pipelines.db import push, registry
+from akita_pipelines.db import integrations, push
 from akita_pipelines.push.notifications import PUSH_PROVIDERS
 
 
@@ -41,16 +41,16 @@ def subscribe_sandbox(engine: Engine, receiver_url: str, *, retry_scale: float =
     """
     done = []
     with engine.connect() as conn:
-        integrations = [i for p in PUSH_PROVIDERS for i in registry.list_integrations(conn, p)]
+        registered = [i for p in PUSH_PROVIDERS for i in integrations.list_integrations(conn, p)]
         have = {s.integration_id for s in push.list_subscriptions(conn)}
     if replace:
-        wanted = {i.id for i in integrations if i.config.get("base_url")}
+        wanted = {i.id for i in registered if i.config.get("base_url")}
         with engine.begin() as conn:
             for sub in push.list_subscriptions(conn):
                 if sub.integration_id in wanted:
                     push.delete_subscription(conn, sub.id)
         have -= wanted
-    for integration in integrations:
+    for integration in registered:
         base_url = integration.config.get("base_url")
         if integration.id in have or not base_url:
             continue

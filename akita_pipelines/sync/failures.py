@@ -27,7 +27,7 @@ from akita_pipelines.core.errors import (
     RateLimited,
     classify,
 )
-from akita_pipelines.db import health, registry, state
+from akita_pipelines.db import health, integrations, state
 from akita_pipelines.providers.registry import PROVIDERS
 
 log = logging.getLogger(__name__)
@@ -42,14 +42,14 @@ def describe_error(exc: BaseException) -> str:
 
 
 def _settings(conn: Connection, obj: state.ObjectRow) -> dict[str, object]:
-    integration = registry.get_integration(conn, obj.integration_id)
-    customer = registry.get_customer(conn, integration.customer_id)
+    integration = integrations.get_integration(conn, obj.integration_id)
+    customer = integrations.get_customer(conn, integration.customer_id)
     spec = PROVIDERS.get(integration.provider)
     if spec is None:
         from akita_pipelines.config.settings import DEFAULTS
 
         return dict(DEFAULTS)
-    layers = registry.effective_layers(spec, customer, integration, obj.interaction_type)
+    layers = integrations.effective_layers(spec, customer, integration, obj.interaction_type)
     return {name: s.value for name, s in resolve_all(layers).items()}
 
 
@@ -78,7 +78,7 @@ def record_failure(engine: Engine, obj: state.ObjectRow, sync_id: int | None, ex
             retry = max(retry, min(exc.retry_after, 24 * 3600))
         failures = state.fail_sync(conn, obj, sync_id, now, error=reason,
                                    retry_after_seconds=retry, counts=counts)
-        created_at = registry.integration_created_at(conn, obj.integration_id)
+        created_at = integrations.integration_created_at(conn, obj.integration_id)
         key = incident_key(obj.integration_id, obj.interaction_type)
         incident = open_incident(conn, key, failures, obj.last_synced_at or created_at)
         decision = on_failure(incident, failure, now, _thresholds(settings))
@@ -88,7 +88,7 @@ def record_failure(engine: Engine, obj: state.ObjectRow, sync_id: int | None, ex
         elif decision.disable:
             new_state = "disabled"
         if new_state:
-            registry.set_integration_state(conn, obj.integration_id, new_state, now)
+            integrations.set_integration_state(conn, obj.integration_id, new_state, now)
         kind = decision.alert
         if new_state == "needs_reauth" and kind is None:
             kind = "broken"

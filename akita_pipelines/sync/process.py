@@ -23,7 +23,7 @@ from akita_pipelines.alerts.outbox import deliver_pending
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.core.types import TypedRecord
-from akita_pipelines.db import decisions, entities, registry, state
+from akita_pipelines.db import decisions, entities, integrations, state
 from akita_pipelines.db.stats import MIN_CHANGED, analyze_stale, checkpoint_wal
 from akita_pipelines.processing.features import (
     account_ids,
@@ -99,7 +99,7 @@ def _domain_of(record: TypedRecord) -> str | None:
 
 def source_ranker(conn: Connection, customer_id: str) -> Callable[[str], int]:
     """Survivorship: the customer's ``source_priority`` (providers, best first); others after."""
-    settings = registry.customer_settings(conn, customer_id)
+    settings = integrations.customer_settings(conn, customer_id)
     order = list(settings.get("source_priority") or [])
     ranks = {source: i for i, source in enumerate(order)}
     return lambda source: ranks.get(source, len(order))
@@ -304,7 +304,7 @@ def process_staged(engine: Engine, integration_id: str, interaction_type: str, *
     result = ProcessResult(integration_id, interaction_type)
     with engine.connect() as conn:
         obj = state.get_object(conn, integration_id, interaction_type)
-        integration = registry.get_integration(conn, integration_id)
+        integration = integrations.get_integration(conn, integration_id)
     assert obj is not None, f"{integration_id}/{interaction_type} vanished during the sync"
     stream = get_provider(integration.provider).streams_for(integration.config)[interaction_type]
     recovered = False

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from akita_pipelines.config.settings import resolve_all
 from akita_pipelines.core.clock import parse_datetime, utcnow
 from akita_pipelines.core.errors import AkitaError, ConfigError, TransientError
-from akita_pipelines.db import leases, registry, state
+from akita_pipelines.db import integrations, leases, state
 from akita_pipelines.providers.base import ConnectionContext
 from akita_pipelines.providers.http import HttpClient
 from akita_pipelines.providers.registry import get_provider
@@ -95,8 +95,8 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
         obj = state.get_object(conn, integration_id, interaction_type)
         if obj is None:
             raise ConfigError(f"{integration_id} has no interaction type {interaction_type!r}")
-        integration = registry.get_integration(conn, integration_id)
-        customer = registry.get_customer(conn, integration.customer_id)
+        integration = integrations.get_integration(conn, integration_id)
+        customer = integrations.get_customer(conn, integration.customer_id)
         if run_id is not None:
             busy = [r for r in leases.holders(conn, obj.id, run_id, now)
                     if alive is None or alive(r)]
@@ -109,7 +109,7 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
         sync_id = state.begin_sync(conn, obj, trigger=trigger, run_id=run_id, now=now)
     spec = get_provider(integration.provider)
     stream = spec.streams_for(integration.config)[interaction_type]
-    settings = resolve_all(registry.effective_layers(spec, customer, integration,
+    settings = resolve_all(integrations.effective_layers(spec, customer, integration,
                                                      interaction_type))
     if since is not None:
         full = True  # an explicit start date is a history read from that date
@@ -120,7 +120,7 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
     client = http or HttpClient()
     ctx = ConnectionContext(
         integration_id=integration_id, config=integration.config,
-        credentials=registry.DatabaseCredentialStore(engine, integration_id), http=client,
+        credentials=integrations.DatabaseCredentialStore(engine, integration_id), http=client,
         page_size=int(settings["page_size"].value))
     held_back: datetime | None = None
     connector: object = None

@@ -26,8 +26,8 @@ from akita_pipelines.db.schema import integration_objects, sync_runs
 from akita_pipelines.defs.definitions import build_definitions
 from akita_pipelines.defs.resources import AkitaDatabase
 from akita_pipelines.defs.sensors import batch_objects, build_scheduler_sensor, job_name
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.providers.registry import PROVIDERS
-from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from akita_pipelines.sync.batches import BatchPolicy
 from akita_pipelines_tests.integration.conftest import register_salesforce

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.defs.definitions import build_definitions
 from akita_pipelines.defs.resources import AkitaDatabase
-from akita_pipelines.registry import add_customer, add_integration
+from akita_pipelines.onboarding import add_customer, add_integration
 
 CREDS = {"client_id": "c", "client_secret": "s", "refresh_token": "r"}
 

@@ -13,7 +13,7 @@ from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.db import push
 from akita_pipelines.defs.definitions import build_definitions
 from akita_pipelines.defs.resources import AkitaDatabase
-from akita_pipelines.registry import add_customer, add_integration
+from akita_pipelines.onboarding import add_customer, add_integration
 
 
 def _tick(defs: object, instance: object, db: AkitaDatabase) -> object:

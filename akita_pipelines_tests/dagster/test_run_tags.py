@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.defs.run_coordinator import AkitaRunCoordinator, akita_tags
-from akita_pipelines.registry import add_customer, add_integration
+from akita_pipelines.onboarding import add_customer, add_integration
 
 ROOT = Path(__file__).resolve().parents[2]
 

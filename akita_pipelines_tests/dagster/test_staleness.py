@@ -23,7 +23,7 @@ from akita_pipelines.db import state
 from akita_pipelines.db.schema import integration_objects
 from akita_pipelines.defs.definitions import build_definitions
 from akita_pipelines.defs.resources import AkitaDatabase
-from akita_pipelines.registry import add_customer, add_integration
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.sync.status import object_status
 
 CREDS = {"client_id": "c", "client_secret": "s", "refresh_token": "r"}

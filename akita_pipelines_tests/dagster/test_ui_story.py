@@ -113,7 +113,7 @@ def test_a_sync_reports_the_matched_tables_with_counts_and_checks(
 
 def test_matched_lineage_reaches_custom_types_of_every_provider(sqlite_engine: Engine) -> None:
     from akita_pipelines.core.types import Customer, Integration
-    from akita_pipelines.registry import add_customer, add_integration
+    from akita_pipelines.onboarding import add_customer, add_integration
 
     add_customer(sqlite_engine, Customer(id="acme", name="Acme"))
     add_integration(sqlite_engine, Integration(

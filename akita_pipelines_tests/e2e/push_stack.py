@@ -25,8 +25,8 @@ from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.db.engine import akita_home, make_engine
 from akita_pipelines.db.migrate import upgrade
 from akita_pipelines.db.schema import account_links, interactions
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.push.subscribe import subscribe_sandbox
-from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from akita_pipelines_tests.e2e.stack import (
     ARTIFACTS,

@@ -31,7 +31,7 @@ from akita_pipelines.control.client import ControlError, DagsterControl
 from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.db.engine import make_engine
 from akita_pipelines.db.migrate import upgrade
-from akita_pipelines.registry import add_customer, add_integration
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.sandbox.server import start_sandbox
 from akita_pipelines_tests.pg import postgres_server
 

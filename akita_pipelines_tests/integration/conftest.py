@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import Engine
 
 from akita_pipelines.core.types import Customer, Integration
-from akita_pipelines.registry import add_customer, add_integration
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 
 

@@ -18,10 +18,10 @@ from werkzeug.wrappers import Request, Response
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.core.types import Customer
-from akita_pipelines.db.registry import get_integration, set_integration_state
+from akita_pipelines.db.integrations import get_integration, set_integration_state
 from akita_pipelines.db.schema import alert_deliveries, alerts
+from akita_pipelines.onboarding import add_customer
 from akita_pipelines.providers.http import HttpClient
-from akita_pipelines.registry import add_customer
 from akita_pipelines.sandbox.server import Sandbox
 from akita_pipelines.sync.service import sync_object
 from akita_pipelines_tests.integration.conftest import register_salesforce

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select, text
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.types import Customer, Integration, TypedRecord
 from akita_pipelines.db import entities
-from akita_pipelines.db.registry import save_customer, save_integration
+from akita_pipelines.db.integrations import save_customer, save_integration
 from akita_pipelines.db.schema import interactions, match_keys
 
 NASTY = ["tab\there", "new\nline", "back\\slash", "quote'\"", "ünïcødé ✓", "\\N", "", "x" * 500]

@@ -16,11 +16,11 @@ from sqlalchemy import Engine, select
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import AkitaError
 from akita_pipelines.core.types import Customer, Integration
-from akita_pipelines.db.registry import get_integration, set_integration_state
+from akita_pipelines.db.integrations import get_integration, set_integration_state
 from akita_pipelines.db.schema import interactions
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.providers.http import HttpClient
 from akita_pipelines.providers.registry import PROVIDERS
-from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines.sandbox.server import EMULATORS, Sandbox, start_sandbox
 from akita_pipelines.sync.service import SyncResult, sync_object
 

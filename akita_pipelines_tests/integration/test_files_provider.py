@@ -196,7 +196,7 @@ def test_a_full_read_does_not_delete_rows_of_files_taken_out_of_the_inbox(
 
     from akita_pipelines.core.types import Customer, Integration
     from akita_pipelines.db.schema import interactions
-    from akita_pipelines.registry import add_customer, add_integration
+    from akita_pipelines.onboarding import add_customer, add_integration
     from akita_pipelines.sync.service import sync_object
 
     inbox = tmp_path / "inbox"

@@ -30,13 +30,13 @@ from akita_pipelines.core.clock import set_clock
 from akita_pipelines.core.errors import ConfigError, RateLimited
 from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.db.schema import contacts, interactions
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.providers.auth import MemoryCredentialStore
 from akita_pipelines.providers.base import ConnectionContext, Page
 from akita_pipelines.providers.http import HttpClient
 from akita_pipelines.providers.hubspot import PROVIDER
 from akita_pipelines.providers.hubspot.connector import HubSpotConnector
 from akita_pipelines.providers.hubspot.streams import object_info
-from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines.sandbox.hubspot import HubSpotEmulator, epoch_ms
 from akita_pipelines.sandbox.server import QuietHandler, start_sandbox
 from akita_pipelines.sandbox.world import World

@@ -25,15 +25,15 @@ from werkzeug.serving import make_server
 from akita_pipelines.core.clock import parse_datetime, set_clock
 from akita_pipelines.core.errors import AuthError, ConfigError
 from akita_pipelines.core.types import Customer, Integration
-from akita_pipelines.db.registry import get_integration
+from akita_pipelines.db.integrations import get_integration
 from akita_pipelines.db.schema import interactions
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.providers.auth import MemoryCredentialStore
 from akita_pipelines.providers.base import ConnectionContext, Page
 from akita_pipelines.providers.http import HttpClient
 from akita_pipelines.providers.intercom import PROVIDER
 from akita_pipelines.providers.intercom.connector import IntercomConnector, search_bound
 from akita_pipelines.providers.intercom.streams import STREAMS
-from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines.sandbox.intercom import IntercomEmulator
 from akita_pipelines.sandbox.server import QuietHandler, Sandbox, start_sandbox
 from akita_pipelines.sandbox.world import World

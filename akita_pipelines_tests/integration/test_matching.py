@@ -16,7 +16,7 @@ from akita_pipelines.cli.match import match
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.types import Customer, Integration, TypedRecord
 from akita_pipelines.db import entities
-from akita_pipelines.db.registry import save_customer, save_integration
+from akita_pipelines.db.integrations import save_customer, save_integration
 from akita_pipelines.db.schema import (
     account_links,
     accounts,

@@ -18,8 +18,8 @@ from sqlalchemy import Engine, select
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.types import Customer, Integration, TypedRecord
 from akita_pipelines.db.engine import make_engine
+from akita_pipelines.db.integrations import save_customer, save_integration
 from akita_pipelines.db.migrate import upgrade
-from akita_pipelines.db.registry import save_customer, save_integration
 from akita_pipelines.db.schema import account_links, contact_links, interactions
 from akita_pipelines.sandbox.world import World
 from akita_pipelines.sync.process import ProcessResult, process_batch

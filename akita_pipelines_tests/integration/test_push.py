@@ -24,9 +24,9 @@ from akita_pipelines.db import push
 from akita_pipelines.db.engine import make_engine
 from akita_pipelines.db.schema import interactions, push_due
 from akita_pipelines.db.state import get_object
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.push.app import create_app
 from akita_pipelines.push.subscribe import subscribe_sandbox
-from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from akita_pipelines.sandbox.stripe import stripe_signature
 from akita_pipelines.sync.service import sync_object

@@ -8,7 +8,7 @@ import requests
 from sqlalchemy import Engine, func, select
 
 from akita_pipelines.db import state
-from akita_pipelines.db.registry import DatabaseCredentialStore
+from akita_pipelines.db.integrations import DatabaseCredentialStore
 from akita_pipelines.db.schema import (
     account_links,
     accounts,

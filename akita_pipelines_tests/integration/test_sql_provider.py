@@ -18,13 +18,13 @@ from akita_pipelines.core.errors import AuthError, ConfigError
 from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.db import state
 from akita_pipelines.db.schema import account_links, interactions
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.providers.auth import MemoryCredentialStore
 from akita_pipelines.providers.base import ConnectionContext, Page
 from akita_pipelines.providers.http import HttpClient
 from akita_pipelines.providers.registry import PROVIDERS
 from akita_pipelines.providers.sql import PROVIDER
 from akita_pipelines.providers.sql.connector import classify_db_error
-from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines.sync.service import sync_object
 
 _dbs = itertools.count()

@@ -13,7 +13,11 @@ from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.types import Customer, Integration, TypedRecord
 from akita_pipelines.db import entities, state
 from akita_pipelines.db.bulk import MIN_ROWS
-from akita_pipelines.db.registry import save_customer, save_integration, sync_integration_objects
+from akita_pipelines.db.integrations import (
+    save_customer,
+    save_integration,
+    sync_integration_objects,
+)
 from akita_pipelines.db.schema import interactions, staged_records
 from akita_pipelines.providers.registry import get_provider
 

@@ -19,7 +19,7 @@ from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.types import Customer, Integration, TypedRecord
 from akita_pipelines.db import decisions
 from akita_pipelines.db.engine import make_engine
-from akita_pipelines.db.registry import save_customer, save_integration
+from akita_pipelines.db.integrations import save_customer, save_integration
 from akita_pipelines.db.schema import account_links, interactions, match_reviews
 from akita_pipelines.sync import steward
 from akita_pipelines.sync.process import ProcessResult, process_batch

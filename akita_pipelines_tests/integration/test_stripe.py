@@ -20,8 +20,9 @@ from sqlalchemy import Engine, select
 from akita_pipelines.core.clock import set_clock
 from akita_pipelines.core.errors import AuthError, ProviderError, RateLimited, TransientError
 from akita_pipelines.core.types import Customer, Integration
-from akita_pipelines.db.registry import get_integration
+from akita_pipelines.db.integrations import get_integration
 from akita_pipelines.db.schema import account_links, integration_objects, interactions
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.processing.features import cross_ids
 from akita_pipelines.providers.auth import MemoryCredentialStore
 from akita_pipelines.providers.base import ConnectionContext, Page
@@ -29,7 +30,6 @@ from akita_pipelines.providers.http import HttpClient
 from akita_pipelines.providers.stripe import PROVIDER
 from akita_pipelines.providers.stripe.connector import StripeConnector, error_hook
 from akita_pipelines.providers.stripe.streams import CHANGED_AT
-from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from akita_pipelines.sandbox.stripe import StripeEmulator
 from akita_pipelines.sync.service import SyncResult, sync_object

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 from akita_pipelines.core.types import Customer
 from akita_pipelines.db import state
 from akita_pipelines.db.schema import sync_runs
-from akita_pipelines.registry import add_customer
+from akita_pipelines.onboarding import add_customer
 from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from akita_pipelines.sync.service import sync_object
 from akita_pipelines_tests.integration.conftest import register_salesforce

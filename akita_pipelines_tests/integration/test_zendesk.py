@@ -21,12 +21,12 @@ from akita_pipelines.core.clock import set_clock
 from akita_pipelines.core.errors import AuthError
 from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.db.schema import interactions
+from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.providers.auth import MemoryCredentialStore
 from akita_pipelines.providers.base import ConnectionContext, Page
 from akita_pipelines.providers.http import HttpClient
 from akita_pipelines.providers.zendesk import PROVIDER
 from akita_pipelines.providers.zendesk.connector import ZendeskConnector, export_start_time
-from akita_pipelines.registry import add_customer, add_integration
 from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from akita_pipelines.sandbox.zendesk import ZendeskEmulator, decode_cursor
 from akita_pipelines.sync.service import sync_object

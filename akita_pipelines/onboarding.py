@@ -1,4 +1,4 @@
-"""The registry of customers and integrations, declared in YAML or through the CLI.
+"""Onboarding customers and integrations, declared in YAML or through the CLI.
 
 ```yaml
 customers:
@@ -31,7 +31,7 @@ from akita_pipelines.config.settings import validate_settings
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.core.types import Customer, Integration
-from akita_pipelines.db import registry as repo
+from akita_pipelines.db import integrations as repo
 from akita_pipelines.providers.registry import PROVIDERS, get_provider
 
 _SLUG = r"[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?"

@@ -1,4 +1,4 @@
-"""Registry repository: customers, integrations, integration objects and their credentials."""
+"""The integrations repository: customers, integrations, their objects and credentials."""
 
 from __future__ import annotations
 
