@@ -44,10 +44,11 @@ from akita_pipelines.defs.partitions import integrations_partitions
 from akita_pipelines.defs.resources import AkitaDatabase
 from akita_pipelines.defs.run_coordinator import FULL_TAG, SINCE_TAG, trigger_of
 from akita_pipelines.providers.base import ProviderSpec
-from akita_pipelines.sync.failures import failure_report
+from akita_pipelines.sync.failures import FailureReport, failure_report
 from akita_pipelines.sync.process import ProcessResult, process_staged
 from akita_pipelines.sync.retrieve import (
     ObjectBusy,
+    Retrieved,
     RetrieveResult,
     parse_day,
     retrieve_changes,
@@ -122,64 +123,86 @@ def _text(value: Any) -> Any:
     return MetadataValue.text(value) if isinstance(value, str) else value
 
 
-def retrieved_summary(result: RetrieveResult, *, full: bool, trigger: str,
-                      status_before: str) -> dict[str, Any]:
-    """What a retrieval hands to processing (and to the materialisation's metadata)."""
-    return {"sync_id": result.sync_id, "records_fetched": result.records_fetched,
-            "records_staged": result.records_fetched - result.quarantined,
-            "pages": result.pages,
-            "quarantined": result.quarantined, "cursor_before": _iso(result.cursor_before),
-            "since": _iso(result.since), "since_at": _epoch(result.since),
-            "full": full, "trigger": trigger, "seconds": result.seconds,
-            "reconciled_deleted": result.reconciled_deleted,
-            "notices": " | ".join(result.notices), "status_before": status_before,
-            **result.http}
+def retrieval_metadata(retrieved: Retrieved) -> dict[str, Any]:
+    """The retrieve op's output metadata: what was read and how."""
+    return {
+        "records_fetched": retrieved.records_fetched,
+        "records_staged": retrieved.records_staged,
+        "pages": retrieved.pages, "quarantined": retrieved.quarantined,
+        "since": _iso(retrieved.since), "full": retrieved.full,
+        "api_calls": retrieved.api_calls, "retries": retrieved.retries,
+        "rate_limit_waits": retrieved.rate_limit_waits,
+        "waited_seconds": retrieved.waited_seconds,
+    }
 
 
-def materialization_metadata(retrieved: Mapping[str, Any],
-                             result: ProcessResult) -> dict[str, Any]:
+def materialization_metadata(retrieved: Retrieved, result: ProcessResult) -> dict[str, Any]:
     """The metadata of one partition's materialisation (single-partition runs and batches)."""
+    cursor_before = _iso(retrieved.cursor_before)
     cursor_after = _iso(result.cursor_after)
-    since_at = retrieved["since_at"]
+    since_at = _epoch(retrieved.since)
     now = utcnow().replace(microsecond=0)
     metadata: dict[str, Any] = {
-        "trigger": retrieved["trigger"],
-        "full": retrieved["full"],
-        "records_fetched": retrieved["records_fetched"],
-        "records_staged": retrieved["records_staged"],
-        "pages": retrieved["pages"],
+        "trigger": retrieved.trigger,
+        "full": retrieved.full,
+        "records_fetched": retrieved.records_fetched,
+        "records_staged": retrieved.records_staged,
+        "pages": retrieved.pages,
         "records_processed": result.processed,
-        "quarantined": retrieved["quarantined"] + result.quarantined,
+        "quarantined": retrieved.quarantined + result.quarantined,
         "deleted": result.deleted,
         # Gone at the provider without a trace, found by a complete full read.
-        "reconciled_deleted": retrieved["reconciled_deleted"],
+        "reconciled_deleted": retrieved.reconciled_deleted,
         "created": result.created,
         "matched": result.matched,
         "merged": result.merged,
         "match_reviews": result.reviews,
         "updated": result.rules.get("source_id", 0),
         "linked": result.linked,
-        "cursor": f"{retrieved['cursor_before']} → {cursor_after}",
-        "cursor_before": retrieved["cursor_before"],
+        "cursor": f"{cursor_before} → {cursor_after}",
+        "cursor_before": cursor_before,
         "cursor_after": cursor_after,
         # Read from (cursor − lookback, or the history start) up to now.
-        "history_window": (f"{retrieved['since'] if since_at is not None else 'all history'}"
+        "history_window": (f"{_iso(retrieved.since) if since_at is not None else 'all history'}"
                            f" → {_iso(now)}"),
         "history_window_days": (round((now.timestamp() - since_at) / 86400, 2)
                                 if since_at is not None else "all history"),
-        "api_calls": retrieved["api_calls"],
-        "retries": retrieved["retries"],
-        "rate_limit_waits": retrieved["rate_limit_waits"],
-        "rate_limit_wait_seconds": retrieved.get("waited_seconds", 0.0),
-        "retrieve_seconds": round(retrieved["seconds"], 3),
+        "api_calls": retrieved.api_calls,
+        "retries": retrieved.retries,
+        "rate_limit_waits": retrieved.rate_limit_waits,
+        "rate_limit_wait_seconds": retrieved.waited_seconds,
+        "retrieve_seconds": round(retrieved.seconds, 3),
         "process_seconds": round(result.seconds, 3),
-        "duration_seconds": round(retrieved["seconds"] + result.seconds, 3),
+        "duration_seconds": round(retrieved.seconds + result.seconds, 3),
     }
-    if retrieved["notices"]:  # e.g. a fallback to a full re-read, and why
-        metadata["notices"] = retrieved["notices"]
+    if retrieved.notices:  # e.g. a fallback to a full re-read, and why
+        metadata["notices"] = " | ".join(retrieved.notices)
     for rule, count in sorted(result.rules.items()):
         metadata[f"links_by_rule/{rule}"] = count
     return metadata
+
+
+def recovered_observation(key: AssetKey, integration_id: str,
+                          status_before: str) -> AssetObservation | None:
+    """The partition's page showed it failed or late (an observation): no longer."""
+    if status_before == "ok":
+        return None
+    return AssetObservation(asset_key=key, partition=integration_id,
+                            description=f"synced again (was {status_before})",
+                            metadata={"status": MetadataValue.text("ok"),
+                                      "was": MetadataValue.text(status_before)})
+
+
+def failure_metadata(report: FailureReport) -> dict[str, Any]:
+    """A classified failure as metadata: class, reason, what to do, next retry, alert."""
+    return {
+        "failure_class": report.failure_class, "reason": report.reason,
+        "action": report.action,
+        "next_retry": (report.next_retry.isoformat(timespec="seconds")
+                       if report.next_retry else "none: waits for a person"),
+        "integration_state": report.integration_state,
+        "consecutive_failures": report.consecutive_failures, "alert": report.alert,
+    }
 
 
 def as_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -233,14 +256,7 @@ def classified_failures(context: OpExecutionContext, engine: Engine, key: AssetK
         yield
     except AkitaError as exc:
         report = failure_report(engine, integration_id, interaction_type, exc, started)
-        metadata = {
-            "failure_class": report.failure_class, "reason": report.reason,
-            "action": report.action,
-            "next_retry": (report.next_retry.isoformat(timespec="seconds")
-                           if report.next_retry else "none: waits for a person"),
-            "integration_state": report.integration_state,
-            "consecutive_failures": report.consecutive_failures, "alert": report.alert,
-        }
+        metadata = failure_metadata(report)
         # Events an op logs are dropped when it raises: record this one on the instance.
         context.instance.report_runless_asset_event(AssetObservation(
             asset_key=key, partition=integration_id, description=f"failed: {report.summary}",
@@ -312,65 +328,60 @@ def _report_matched(context: OpExecutionContext, engine: Engine, interaction_typ
         context.log_event(evaluation)  # type: ignore[arg-type]
 
 
+def _retrieve(context: OpExecutionContext, config: RetrieveConfig, engine: Engine,
+              key: AssetKey, interaction_type: str) -> Retrieved:
+    """The retrieve op: stage the partition's changes, say what was read."""
+    _require_one_partition(context)
+    integration_id = context.partition_key
+    _require_integration(engine, integration_id)
+    status_before = _status(engine, integration_id, interaction_type)
+    trigger = trigger_of(context.run.tags)
+    with classified_failures(context, engine, key, interaction_type):
+        full, since = history_request(config, context.run.tags)
+        result = retrieve_when_free(context, engine, integration_id, interaction_type,
+                                    trigger=trigger, full=full, since=since)
+    retrieved = Retrieved.of(result, full=full, trigger=trigger, status_before=status_before)
+    context.add_output_metadata(retrieval_metadata(retrieved))
+    return retrieved
+
+
+def _process(context: OpExecutionContext, retrieved: Retrieved, engine: Engine,
+             key: AssetKey, interaction_type: str) -> Iterator[Output[dict[str, Any]]]:
+    """The process op: type, match and link what was staged; materialise the partition."""
+    integration_id = context.partition_key
+    with classified_failures(context, engine, key, interaction_type):
+        result = process_staged(engine, integration_id, interaction_type,
+                                sync_id=retrieved.sync_id)
+    metadata = materialization_metadata(retrieved, result)
+    if retrieved.notices:  # e.g. a fallback to a full re-read, and why
+        context.log.warning("%s: %s", integration_id, metadata["notices"])
+    summary = {k: v for k, v in metadata.items() if isinstance(v, int | float | str)}
+    yield Output(summary, metadata=as_metadata(metadata))
+    # After the output, so the matched table's event is newer than its source's (the UI
+    # would call it unsynced otherwise).
+    _report_matched(context, engine, interaction_type, integration_id, result)
+    recovered = recovered_observation(key, integration_id, retrieved.status_before)
+    if recovered is not None:
+        context.log_event(recovered)
+
+
 def build_object_asset(spec: ProviderSpec, interaction_type: str,
                        types: Collection[str]) -> AssetsDefinition:
     provider = spec.name
     upstream = _upstream_types(types, interaction_type)
     stem = f"{provider}_{interaction_type}"
+    key = asset_key(provider, interaction_type)
 
     @op(name=f"retrieve_{stem}", ins={t: In(Nothing) for t in upstream},
-        out=Out(dict), tags={"akita/provider": provider}, pool=f"{provider}_api")
+        out=Out(Retrieved), tags={"akita/provider": provider}, pool=f"{provider}_api")
     def retrieve(context: OpExecutionContext, config: RetrieveConfig,
-                 akita_db: AkitaDatabase) -> dict[str, Any]:
-        engine = akita_db.engine()
-        _require_one_partition(context)
-        integration_id = context.partition_key
-        _require_integration(engine, integration_id)
-        status_before = _status(engine, integration_id, interaction_type)
-        trigger = trigger_of(context.run.tags)
-        with classified_failures(context, engine, asset_key(provider, interaction_type),
-                                 interaction_type):
-            full, since = history_request(config, context.run.tags)
-            result = retrieve_when_free(context, engine, integration_id, interaction_type,
-                                        trigger=trigger, full=full, since=since)
-        context.add_output_metadata({
-            "records_fetched": result.records_fetched,
-            "records_staged": result.records_fetched - result.quarantined,
-            "pages": result.pages, "quarantined": result.quarantined,
-            "since": _iso(result.since), "full": full, **result.http,
-        })
-        return retrieved_summary(result, full=full, trigger=trigger,
-                                 status_before=status_before)
+                 akita_db: AkitaDatabase) -> Retrieved:
+        return _retrieve(context, config, akita_db.engine(), key, interaction_type)
 
     @op(name=f"process_{stem}", out=Out(dict))
-    def process(context: OpExecutionContext, retrieved: dict[str, Any],
+    def process(context: OpExecutionContext, retrieved: Retrieved,
                 akita_db: AkitaDatabase) -> Iterator[Output[dict[str, Any]]]:
-        engine = akita_db.engine()
-        with classified_failures(context, engine, asset_key(provider, interaction_type),
-                                 interaction_type):
-            result = process_staged(engine, context.partition_key, interaction_type,
-                                    sync_id=int(retrieved["sync_id"]))
-        metadata = materialization_metadata(retrieved, result)
-        if retrieved["notices"]:  # e.g. a fallback to a full re-read, and why
-            context.log.warning("%s: %s", context.partition_key, retrieved["notices"])
-        summary = {k: v for k, v in metadata.items() if isinstance(v, int | float | str)}
-        yield Output(summary, metadata=as_metadata(metadata))
-        # After the output, so the matched table's event is newer than its source's (the UI
-        # would call it unsynced otherwise).
-        _report_matched(context, engine, interaction_type, context.partition_key, result)
-        if retrieved["status_before"] != "ok":
-            # The partition's page showed it failed or late (an observation): no longer.
-            context.log_event(AssetObservation(
-                asset_key=asset_key(provider, interaction_type),
-                partition=context.partition_key,
-                description=f"synced again (was {retrieved['status_before']})",
-                metadata={"status": MetadataValue.text("ok"),
-                          "was": MetadataValue.text(retrieved["status_before"])}))
-
-    kinds = {provider, "sql"}
-    description = (f"{spec.title} {interaction_type}: one partition per integration. Retrieves "
-                   f"the changes since the last successful sync, then types, matches and links "
-                   f"them to the customer's Accounts and Contacts.\n\n{METADATA_GLOSSARY}")
+        yield from _process(context, retrieved, akita_db.engine(), key, interaction_type)
 
     @graph_asset(
         name=interaction_type,
@@ -378,8 +389,11 @@ def build_object_asset(spec: ProviderSpec, interaction_type: str,
         group_name=provider,
         partitions_def=integrations_partitions(provider),
         ins={t: AssetIn(key=asset_key(provider, t), dagster_type=Nothing) for t in upstream},
-        description=description,
-        kinds=kinds,
+        description=(f"{spec.title} {interaction_type}: one partition per integration. "
+                     f"Retrieves the changes since the last successful sync, then types, "
+                     f"matches and links them to the customer's Accounts and Contacts."
+                     f"\n\n{METADATA_GLOSSARY}"),
+        kinds={provider, "sql"},
         owners=[OWNER],
         tags={"akita/provider": provider},
     )

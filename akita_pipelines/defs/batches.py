@@ -33,14 +33,16 @@ from akita_pipelines.defs.assets import (
     _report_matched,
     as_metadata,
     asset_key,
+    failure_metadata,
     materialization_metadata,
-    retrieved_summary,
+    recovered_observation,
     run_is_active,
 )
 from akita_pipelines.defs.resources import AkitaDatabase
 from akita_pipelines.defs.run_coordinator import PROVIDER_TAG, trigger_of
 from akita_pipelines.sync.batches import BatchItem, ObjectOutcome, sync_batch
 from akita_pipelines.sync.failures import failure_report
+from akita_pipelines.sync.retrieve import Retrieved
 
 BATCH_TAG = "akita/batch"
 #: The batch's integrations, comma-separated (the run page's tags; the sensor's in-flight set).
@@ -62,15 +64,8 @@ def _failure_observation(context: OpExecutionContext, provider: str,
     assert outcome.error is not None
     report = failure_report(engine, outcome.integration_id, outcome.interaction_type,
                             outcome.error, outcome.started)
-    metadata = {
-        "status": "failed" if outcome.status == "failed" else "skipped",
-        "failure_class": report.failure_class, "reason": report.reason,
-        "action": report.action,
-        "next_retry": (report.next_retry.isoformat(timespec="seconds")
-                       if report.next_retry else "none: waits for a person"),
-        "integration_state": report.integration_state,
-        "consecutive_failures": report.consecutive_failures, "alert": report.alert,
-    }
+    metadata = {"status": "failed" if outcome.status == "failed" else "skipped",
+                **failure_metadata(report)}
     return AssetObservation(
         asset_key=asset_key(provider, outcome.interaction_type),
         partition=outcome.integration_id, description=f"failed: {report.summary}",
@@ -98,20 +93,17 @@ def build_batch_job(provider: str, database: AkitaDatabase) -> JobDefinition:
                 if o.status == "synced":
                     assert o.retrieved is not None
                     assert o.processed is not None
-                    retrieved = retrieved_summary(o.retrieved, full=False, trigger=trigger,
-                                                  status_before=o.status_before)
+                    retrieved = Retrieved.of(o.retrieved, full=False, trigger=trigger,
+                                             status_before=o.status_before)
                     metadata = materialization_metadata(retrieved, o.processed)
                     metadata["batch_of"] = len(items)
                     yield AssetMaterialization(asset_key=key, partition=o.integration_id,
                                                metadata=as_metadata(metadata))
                     _report_matched(context, engine, o.interaction_type, o.integration_id,
                                     o.processed)
-                    if o.status_before != "ok":
-                        yield AssetObservation(
-                            asset_key=key, partition=o.integration_id,
-                            description=f"synced again (was {o.status_before})",
-                            metadata={"status": MetadataValue.text("ok"),
-                                      "was": MetadataValue.text(o.status_before)})
+                    recovered = recovered_observation(key, o.integration_id, o.status_before)
+                    if recovered is not None:
+                        yield recovered
                     lines.append(f"| {o.integration_id} | {o.interaction_type} | synced | "
                                  f"{o.processed.processed} records |")
                 elif o.status == "busy":

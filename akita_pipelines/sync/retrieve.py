@@ -51,6 +51,49 @@ class RetrieveResult:
     reconciled_deleted: int = 0
 
 
+@dataclass(frozen=True)
+class Retrieved:
+    """What a retrieval hands to processing and to the materialisation's metadata."""
+
+    sync_id: int
+    #: A re-read from the history start rather than the changes since the cursor.
+    full: bool
+    trigger: str
+    #: The object's health before this sync (``akita status``'s word).
+    status_before: str
+    records_fetched: int
+    pages: int
+    quarantined: int
+    reconciled_deleted: int
+    #: Where the read started (cursor − lookback, or the history start; None: all history).
+    since: datetime | None
+    cursor_before: datetime | None
+    seconds: float
+    notices: tuple[str, ...]
+    api_calls: int
+    retries: int
+    rate_limit_waits: int
+    waited_seconds: float
+
+    @property
+    def records_staged(self) -> int:
+        return self.records_fetched - self.quarantined
+
+    @classmethod
+    def of(cls, result: RetrieveResult, *, full: bool, trigger: str,
+           status_before: str) -> Retrieved:
+        http = result.http
+        return cls(sync_id=result.sync_id, full=full, trigger=trigger,
+                   status_before=status_before, records_fetched=result.records_fetched,
+                   pages=result.pages, quarantined=result.quarantined,
+                   reconciled_deleted=result.reconciled_deleted, since=result.since,
+                   cursor_before=result.cursor_before, seconds=result.seconds,
+                   notices=tuple(result.notices), api_calls=int(http.get("api_calls", 0)),
+                   retries=int(http.get("retries", 0)),
+                   rate_limit_waits=int(http.get("rate_limit_waits", 0)),
+                   waited_seconds=http.get("waited_seconds", 0.0))
+
+
 def _since(obj: state.ObjectRow, *, full: bool, lookback: int,
            history_start: str | None) -> datetime | None:
     start = parse_day(history_start) if history_start else None
