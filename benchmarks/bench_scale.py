@@ -55,14 +55,15 @@ def _dagster_figures(env: dict[str, str]) -> tuple[list[float], list[float], int
     os.environ.update({k: v for k, v in env.items() if k.startswith("DAGSTER_")})
     try:
         instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
-        ticks: list[float] = []
+        timed: list[tuple[float, float]] = []
         for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
             if state.name != "akita_scheduler_sensor":
                 continue
             for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id,
                                            limit=100_000):
                 if tick.end_timestamp:
-                    ticks.append(tick.end_timestamp - tick.timestamp)
+                    timed.append((tick.timestamp, tick.end_timestamp - tick.timestamp))
+        ticks = [d for _, d in sorted(timed)]  # oldest first
         queue: list[float] = []
         records = instance.get_run_records(filters=RunsFilter())
         for record in records:
