@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
@@ -16,7 +14,6 @@ from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     build_sensor_context,
-    instance_for_test,
 )
 from dagster._core.instance.ref import InstanceRef
 from sqlalchemy import Engine, select
@@ -28,23 +25,11 @@ from akita_pipelines.defs.resources import AkitaDatabase
 from akita_pipelines.defs.sensors import batch_objects, build_scheduler_sensor, job_name
 from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.providers.registry import PROVIDERS
-from akita_pipelines.sandbox.server import Sandbox, start_sandbox
+from akita_pipelines.sandbox.server import Sandbox
 from akita_pipelines.sync.batches import BatchPolicy
 from akita_pipelines_tests.integration.conftest import register_salesforce
 
 TYPES = ["accounts", "contacts"]
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with start_sandbox(base_port=0, seed=5, providers=["salesforce"]) as running:
-        yield running
-
-
-@pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as inst:
-        yield inst
 
 
 def _register_broken(engine: Engine, sandbox: Sandbox, customer: str) -> str:

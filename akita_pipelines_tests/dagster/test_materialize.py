@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from dagster import AssetKey, DagsterInstance, instance_for_test
+from dagster import AssetKey, DagsterInstance
 from sqlalchemy import Engine, func, select
 
 from akita_pipelines.db.schema import accounts, contacts
@@ -19,12 +19,6 @@ from akita_pipelines_tests.integration.conftest import register_salesforce
 def sandbox() -> Iterator[Sandbox]:
     with start_sandbox(base_port=0, seed=5) as running:
         yield running
-
-
-@pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as inst:
-        yield inst
 
 
 def _materialization(instance: DagsterInstance, key: AssetKey, partition: str) -> dict[str, object]:

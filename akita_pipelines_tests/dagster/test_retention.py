@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -13,7 +12,6 @@ from dagster import (
     asset,
     build_sensor_context,
     define_asset_job,
-    instance_for_test,
 )
 
 from akita_pipelines.core.clock import set_clock, utcnow
@@ -23,12 +21,6 @@ from akita_pipelines.defs.retention import build_run_retention_sensor
 @asset
 def trivial() -> int:
     return 1
-
-
-@pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as inst:
-        yield inst
 
 
 def test_finished_runs_older_than_the_retention_are_deleted_with_their_events(

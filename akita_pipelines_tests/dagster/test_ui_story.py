@@ -3,7 +3,6 @@ classified failures are clean and the objects they skip are blamed on them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +14,13 @@ from sqlalchemy import Engine
 from akita_pipelines.db import state
 from akita_pipelines.defs.definitions import build_definitions
 from akita_pipelines.defs.resources import AkitaDatabase
-from akita_pipelines.sandbox.server import Sandbox, start_sandbox
+from akita_pipelines.sandbox.server import Sandbox
 from akita_pipelines.sync.crashes import record_crashed_run
 from akita_pipelines_tests.integration.conftest import register_salesforce
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNTS = AssetKey(["salesforce", "accounts"])
 CONTACTS = AssetKey(["salesforce", "contacts"])
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with start_sandbox(base_port=0, seed=5, providers=["salesforce"]) as running:
-        yield running
-
-
-@pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as inst:
-        yield inst
 
 
 def _job(engine: Engine, instance: DagsterInstance, integration: str) -> Any:
