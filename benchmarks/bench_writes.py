@@ -77,20 +77,22 @@ def same_rows_floor(admin_url: str, records: list[TypedRecord], batch: int = 500
     object_id = _setup(engine)
     now = utcnow().isoformat()
     stage_cols = "integration_object_id, external_id, source_updated_at, content_hash, " \
-        "payload, pending, staged_at"
+        "payload, seq, staged_at"
     inter_cols = "customer_id, integration_id, interaction_type, external_id, name, email, " \
         "first_name, last_name, account_ref, fields, source_updated_at, updated_at"
     # The same columns ours updates on conflict.
     update_interactions = ", ".join(f"{c} = excluded.{c}"
                                     for c in entities.INTERACTION_UPDATE)
     buffers = []
+    seq = 0
     for start in range(0, len(records), batch):
         chunk = records[start:start + batch]
         staged, typed = io.StringIO(), io.StringIO()
         for r in chunk:
             payload = state.canonical_json({"Id": r.external_id, "Email": r.email})
+            seq += 1
             staged.write(f"{object_id}\t{r.external_id}\t{r.updated_at.isoformat()}\t"
-                         f"{state.content_hash(payload)}\t{payload}\tt\t{now}\n")
+                         f"{state.content_hash(payload)}\t{payload}\t{seq}\t{now}\n")
             typed.write(f"bench\tsalesforce.bench\tcontacts\t{r.external_id}\t{r.name}\t"
                         f"{r.email}\t{r.first_name}\t{r.last_name}\t{r.account_ref}\t"
                         f"{json.dumps(dict(r.fields))}\t{r.updated_at.isoformat()}\t{now}\n")
@@ -108,9 +110,8 @@ def same_rows_floor(admin_url: str, records: list[TypedRecord], batch: int = 500
                         "ON CONFLICT (integration_object_id, external_id) DO UPDATE SET "
                         "payload = excluded.payload, content_hash = excluded.content_hash, "
                         "source_updated_at = excluded.source_updated_at, "
-                        "staged_at = excluded.staged_at, pending = CASE WHEN "
-                        "staged_records.content_hash <> excluded.content_hash THEN true "
-                        "ELSE staged_records.pending END")
+                        "staged_at = excluded.staged_at, seq = excluded.seq WHERE "
+                        "staged_records.content_hash <> excluded.content_hash")
             cur.execute("CREATE TEMP TABLE i ON COMMIT DROP AS SELECT * FROM interactions "
                         "WITH NO DATA")
             cur.copy_expert(f"COPY i ({inter_cols}) FROM STDIN", typed)

@@ -162,7 +162,7 @@ def by_column(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
 
 
 def _pg_upsert(conn: Connection, table: Table, columns: Columns, *,
-                   keys: Sequence[str], set_sql: Mapping[str, str],
+                   keys: Sequence[str], set_sql: Mapping[str, str], where_sql: str | None = None,
                    returning: Sequence[str] = ()) -> list[tuple[Any, ...]]:
     """Upsert rows given column by column into ``table`` on PostgreSQL, in one statement
     after a COPY (:data:`MIN_ROWS` rows or more) or in one statement with array literals.
@@ -176,6 +176,7 @@ def _pg_upsert(conn: Connection, table: Table, columns: Columns, *,
         keys: the conflict target (a unique constraint's columns).
         set_sql: column → SQL expression for ``DO UPDATE SET`` (may use ``excluded.col`` and
             the table's own columns); empty means ``DO NOTHING``.
+        where_sql: update a conflicting row only where this holds (``DO UPDATE … WHERE``).
         returning: columns to return for every inserted or updated row (tuples in this
             order).
     """
@@ -186,10 +187,7 @@ def _pg_upsert(conn: Connection, table: Table, columns: Columns, *,
         raise ValueError("bulk write columns of different lengths")  # unnest would pad
     names = list(columns)
     col_list = ", ".join(_quote(c) for c in names)
-    conflict = ", ".join(_quote(k) for k in keys)
-    action = ("DO UPDATE SET " + ", ".join(f"{_quote(c)} = {e}" for c, e in set_sql.items())
-              if set_sql else "DO NOTHING")
-    tail = f" ON CONFLICT ({conflict}) {action}"
+    tail = _on_conflict(keys, set_sql, where_sql)
     if returning:
         tail += " RETURNING " + ", ".join(_quote(c) for c in returning)
     cursor = _driver_cursor(conn)
@@ -204,6 +202,15 @@ def _pg_upsert(conn: Connection, table: Table, columns: Columns, *,
         return list(cursor.fetchall()) if returning else []
     finally:
         cursor.close()
+
+
+def _on_conflict(keys: Sequence[str], set_sql: Mapping[str, str] | None,
+                 where_sql: str | None) -> str:
+    conflict = ", ".join(_quote(k) for k in keys)
+    if not set_sql:
+        return f" ON CONFLICT ({conflict}) DO NOTHING"
+    action = "DO UPDATE SET " + ", ".join(f"{_quote(c)} = {e}" for c, e in set_sql.items())
+    return f" ON CONFLICT ({conflict}) {action}" + (f" WHERE {where_sql}" if where_sql else "")
 
 
 def _driver_cursor(conn: Connection) -> Any:
@@ -269,7 +276,8 @@ def _copy_insert(conn: Connection, table: Table, columns: Columns) -> None:
 
 def _sqlite_write(conn: Connection, table: Table, columns: Columns, *,
                           keys: Sequence[str] = (),
-                          set_sql: Mapping[str, str] | None = None) -> None:
+                          set_sql: Mapping[str, str] | None = None,
+                          where_sql: str | None = None) -> None:
     """Insert or upsert rows given column by column on SQLite with one driver-level
     ``executemany``; ``keys`` empty for a plain INSERT, ``set_sql`` as for :func:`upsert`."""
     if not len(next(iter(columns.values()), ())):
@@ -279,9 +287,7 @@ def _sqlite_write(conn: Connection, table: Table, columns: Columns, *,
     sql = (f"INSERT INTO {target} ({', '.join(_quote(c) for c in names)}) "
            f"VALUES ({', '.join('?' for _ in names)})")
     if keys:
-        sql += f" ON CONFLICT ({', '.join(_quote(k) for k in keys)}) "
-        sql += ("DO UPDATE SET " + ", ".join(f"{_quote(c)} = {e}" for c, e in set_sql.items())
-                if set_sql else "DO NOTHING")
+        sql += _on_conflict(keys, set_sql, where_sql)
     # Column by column: one map() per column instead of a Python call per value.
     converted = []
     for c, values in columns.items():
@@ -356,6 +362,7 @@ def _as_columns(rows: Sequence[Mapping[str, Any]] | Columns) -> list[Columns]:
 
 def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]] | Columns, *,
            keys: Sequence[str], set_sql: Mapping[str, str] | None = None,
+           where_sql: str | None = None,
            returning: Sequence[str] = ()) -> list[tuple[Any, ...]]:
     """Insert or upsert ``rows`` into ``table`` by the fastest path the database has:
     PostgreSQL COPY or arrays (:func:`_pg_upsert`), SQLite one driver ``executemany``
@@ -369,6 +376,9 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]] | C
         keys: the conflict target (a unique constraint's columns).
         set_sql: column → SQL expression for ``DO UPDATE SET`` (may use ``excluded.col`` and
             the table's own columns); empty or None means ``DO NOTHING``.
+        where_sql: update a conflicting row only where this SQL condition holds (it may use
+            ``excluded.col`` and the table's own columns); other conflicting rows are left as
+            they are, unwritten.
         returning: columns to return for every inserted or updated row, on PostgreSQL only
             (SQLite's driver path returns nothing: read the rows back).
     """
@@ -379,9 +389,10 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]] | C
     for columns in _as_columns(rows):
         if postgresql:
             result += _pg_upsert(conn, table, columns, keys=keys, set_sql=set_sql or {},
-                                     returning=returning)
+                                 where_sql=where_sql, returning=returning)
         else:
-            _sqlite_write(conn, table, columns, keys=keys, set_sql=set_sql)
+            _sqlite_write(conn, table, columns, keys=keys, set_sql=set_sql,
+                          where_sql=where_sql)
     return result
 
 

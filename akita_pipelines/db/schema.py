@@ -2,7 +2,7 @@
 
 Tables, by room:
 - registry: ``customers``, ``integrations``, ``integration_objects`` (sync state per object)
-- retrieval: ``staged_records`` (raw payloads, upserted by external id, with a pending flag)
+- retrieval: ``staged_records`` (raw payloads, upserted by external id, numbered in staging order)
 - processing: ``interactions`` (typed rows), ``accounts`` / ``contacts`` (matched entities, one per
   real company / person of one customer), ``account_links`` / ``contact_links`` (interaction →
   entity, with the rule that linked it), ``match_keys`` / ``match_reviews`` / ``entity_merges``
@@ -30,7 +30,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -118,6 +117,10 @@ integration_objects = Table(
     Column("consecutive_failures", Integer, nullable=False, default=0),
     Column("state", String(20), nullable=False, default="ok"),  # ok|failing
     Column("last_error", Text),
+    # Staging numbers each row it stages with new content (the last number drawn); the
+    # processor has stored every row numbered up to its watermark.
+    Column("staged_seq", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("processed_seq", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("integration_id", "interaction_type"),
     Index("ix_integration_objects_due", "enabled", "next_due_at"),
 )
@@ -131,13 +134,12 @@ staged_records = Table(
     Column("source_updated_at", TZ),
     Column("content_hash", String(64), nullable=False),
     Column("payload", Text, nullable=False),  # the raw JSON as received
-    Column("pending", Boolean, nullable=False, default=True),
+    # The object's staging number when this content arrived: above the object's
+    # ``processed_seq`` it waits for the processor, which reads in this order.
+    Column("seq", BigInteger, nullable=False),
     Column("staged_at", TZ, nullable=False),
     UniqueConstraint("integration_object_id", "external_id"),
-    # Only pending rows, in id order: what the processor reads a batch at a time. Queries
-    # state the predicate as SQLAlchemy writes ``where(staged_records.c.pending)``.
-    Index("ix_staged_records_pending", "integration_object_id", "id",
-          postgresql_where=text("pending"), sqlite_where=text("pending = 1")),
+    Index("ix_staged_records_seq", "integration_object_id", "seq"),
 )
 
 interactions = Table(

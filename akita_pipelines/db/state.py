@@ -10,18 +10,7 @@ from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Connection,
-    Text,
-    any_,
-    bindparam,
-    cast,
-    func,
-    select,
-    update,
-)
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from akita_pipelines.db import bulk
 from akita_pipelines.db.dialect import among
@@ -155,37 +144,56 @@ _external_id = attrgetter("external_id")
 _payload = attrgetter("payload")
 _source_updated_at = attrgetter("source_updated_at")
 _STAGE_KEYS = ["integration_object_id", "external_id"]
-# An unchanged record keeps its processed state.
-_STAGE_SET = {"payload": "excluded.payload", "content_hash": "excluded.content_hash",
-              "source_updated_at": "excluded.source_updated_at",
-              "staged_at": "excluded.staged_at",
-              "pending": "CASE WHEN staged_records.content_hash <> excluded.content_hash "
-                         "THEN true ELSE staged_records.pending END"}
+_CHANGED = "staged_records.content_hash <> excluded.content_hash"
+# An incremental read: only a row whose content changed is written (with its new number);
+# re-reading the lookback window writes nothing.
+_STAGE_CHANGED = {c: f"excluded.{c}" for c in ("payload", "content_hash", "source_updated_at",
+                                                 "staged_at", "seq")}
+# A full read also records that it saw every unchanged row (``reconcile_unseen`` reads it).
+_STAGE_SEEN = {**{c: f"CASE WHEN {_CHANGED} THEN excluded.{c} ELSE staged_records.{c} END"
+                  for c in ("payload", "content_hash", "source_updated_at", "seq")},
+               "staged_at": "excluded.staged_at"}
+
+
+def _draw_seq(conn: Connection, object_id: int, n: int) -> int:
+    """Reserve ``n`` staging numbers for the object; the first of them. The object's row stays
+    locked until the caller commits, so numbers follow the order pages commit in."""
+    last = conn.execute(update(integration_objects)
+                        .where(integration_objects.c.id == object_id)
+                        .values(staged_seq=integration_objects.c.staged_seq + n)
+                        .returning(integration_objects.c.staged_seq)).scalar_one()
+    return int(last) - n + 1
 
 
 def stage_page(conn: Connection, object_id: int, records: Sequence[StagedRecord],
                checkpoint: datetime | None, now: datetime, *, full: bool = False) -> None:
     """Stage one page and move the retrieval checkpoint, in the caller's transaction.
 
-    A record whose content did not change keeps its processed state, so re-reading the lookback
-    window costs no processing.
+    A record with new content gets the object's next staging number: the processor takes it
+    up. A record whose content did not change keeps its number and is not written (a full read
+    only notes that it saw it), so re-reading the lookback window costs no processing.
     """
     # One statement may not touch a row twice: keep the last copy of a repeated id.
     records = list({r.external_id: r for r in records}.values())
     n = len(records)
-    payloads = list(map(_payload, records))
-    # Column by column (the bulk writers take columns): no dict per row.
-    columns: dict[str, list[Any]] = {
-        "integration_object_id": [object_id] * n,
-        "external_id": list(map(_external_id, records)),
-        "source_updated_at": list(map(_source_updated_at, records)),
-        "content_hash": list(map(content_hash, payloads)),
-        "payload": payloads,
-        "pending": [True] * n,
-        "staged_at": [now] * n,
-    }
     if n:
-        bulk.upsert(conn, staged_records, columns, keys=_STAGE_KEYS, set_sql=_STAGE_SET)
+        first = _draw_seq(conn, object_id, n)
+        payloads = list(map(_payload, records))
+        # Column by column (the bulk writers take columns): no dict per row.
+        columns: dict[str, list[Any]] = {
+            "integration_object_id": [object_id] * n,
+            "external_id": list(map(_external_id, records)),
+            "source_updated_at": list(map(_source_updated_at, records)),
+            "content_hash": list(map(content_hash, payloads)),
+            "payload": payloads,
+            "seq": list(range(first, first + n)),
+            "staged_at": [now] * n,
+        }
+        if full:
+            bulk.upsert(conn, staged_records, columns, keys=_STAGE_KEYS, set_sql=_STAGE_SEEN)
+        else:
+            bulk.upsert(conn, staged_records, columns, keys=_STAGE_KEYS,
+                        set_sql=_STAGE_CHANGED, where_sql=_CHANGED)
     if checkpoint is not None and full:
         conn.execute(update(integration_objects).where(integration_objects.c.id == object_id)
                      .values(full_checkpoint=checkpoint))
@@ -233,46 +241,43 @@ def times_quarantined(conn: Connection, object_id: int, payload: str) -> int:
 
 
 # Built once: building it per call cost more than running it for the last, empty batch of a
-# sync. The bare ``pending`` test is the partial index's predicate, so the index serves it in
-# id order.
+# sync. The (object, seq) index serves it in order.
 _PENDING_BATCH = (
-    select(staged_records.c.id, staged_records.c.external_id, staged_records.c.payload)
+    select(staged_records.c.seq, staged_records.c.external_id, staged_records.c.payload)
     .where(staged_records.c.integration_object_id == bindparam("object_id"),
-           staged_records.c.pending, staged_records.c.id > bindparam("after_id"))
-    .order_by(staged_records.c.id).limit(bindparam("limit")))
+           staged_records.c.seq > bindparam("after_seq"))
+    .order_by(staged_records.c.seq).limit(bindparam("limit")))
 
 
-def pending_batch(conn: Connection, object_id: int, after_id: int,
+def pending_batch(conn: Connection, object_id: int, after_seq: int,
                   limit: int) -> list[tuple[int, str, str]]:
-    """The next ``limit`` pending staged rows after ``after_id``: (row id, external id, payload)."""
-    rows = conn.execute(_PENDING_BATCH, {"object_id": object_id, "after_id": after_id,
+    """The next ``limit`` staged rows numbered above ``after_seq``: (seq, external id,
+    payload), in staging order."""
+    rows = conn.execute(_PENDING_BATCH, {"object_id": object_id, "after_seq": after_seq,
                                          "limit": limit})
-    return [(r.id, r.external_id, r.payload) for r in rows]
+    return [(r.seq, r.external_id, r.payload) for r in rows]
+
+
+def processed_through(conn: Connection, object_id: int) -> int:
+    """The object's watermark: every staged row numbered up to it has been processed."""
+    return int(conn.execute(select(integration_objects.c.processed_seq)
+                            .where(integration_objects.c.id == object_id)).scalar_one())
 
 
 def count_pending(conn: Connection, object_id: int) -> int:
     return int(conn.execute(select(func.count()).select_from(staged_records).where(
         staged_records.c.integration_object_id == object_id,
-        staged_records.c.pending)).scalar_one())
+        staged_records.c.seq > select(integration_objects.c.processed_seq)
+        .where(integration_objects.c.id == object_id).scalar_subquery())).scalar_one())
 
 
-# PostgreSQL: the ids as one array literal, bound when the statement runs. An IN list of a
-# batch's 5,000 ids cost more to render than to run, and a list built into the statement stays
-# alive in SQLAlchemy's statement cache (where the collector rescans it).
-_MARK_PROCESSED = (update(staged_records)
-                   .where(staged_records.c.id == any_(cast(bindparam("ids", type_=Text),
-                                                           postgresql.ARRAY(BigInteger))))
-                   .values(pending=False))
-
-
-def mark_processed(conn: Connection, row_ids: Sequence[int]) -> None:
-    if not row_ids:
-        return
-    if conn.dialect.name == "postgresql":
-        conn.execute(_MARK_PROCESSED, {"ids": "{" + ",".join(map(str, row_ids)) + "}"})
-    else:
-        conn.execute(update(staged_records).where(among(conn, staged_records.c.id, row_ids))
-                     .values(pending=False))
+def mark_processed(conn: Connection, object_id: int, through_seq: int) -> None:
+    """Move the watermark: every staged row numbered up to ``through_seq`` is processed.
+    One row written per batch, in the batch's transaction."""
+    conn.execute(update(integration_objects)
+                 .where(integration_objects.c.id == object_id,
+                        integration_objects.c.processed_seq < through_seq)
+                 .values(processed_seq=through_seq))
 
 
 def commit_sync(conn: Connection, obj: ObjectRow, sync_id: int, now: datetime,

@@ -58,25 +58,42 @@ def test_staging_round_trips_payloads_and_keeps_processed_state(engine: Engine, 
     assert len(rows) == n
     for record in page:
         row = rows[record.external_id]
-        assert (row.payload, row.source_updated_at, row.pending) == (
-            record.payload, record.source_updated_at, True)
+        assert (row.payload, row.source_updated_at) == (record.payload,
+                                                        record.source_updated_at)
         assert row.content_hash == state.content_hash(record.payload)
 
     with engine.begin() as conn:
+        assert state.processed_through(conn, object_id) == 0
+        assert state.count_pending(conn, object_id) == n
         pending = state.pending_batch(conn, object_id, 0, n)
-        state.mark_processed(conn, [row_id for row_id, _, _ in pending])
-    assert [row_id for row_id, _, _ in pending] == sorted(r.id for r in rows.values())
-    # Unchanged records keep their processed state; a changed one is pending again.
+        # Staging order: the page's order (a repeated id keeps its first place).
+        assert [e for _, e, _ in pending] == [r.external_id for r in page]
+        state.mark_processed(conn, object_id, pending[-1][0])
+        assert state.count_pending(conn, object_id) == 0
+    # Unchanged records are not written again; a changed one is numbered anew, above the
+    # watermark.
     again = _page(n, "1")
     again[5] = state.StagedRecord("id5", T0, state.canonical_json({"Id": "id5", "v": "2"}))
+    later = utcnow() + timedelta(minutes=1)
     with engine.begin() as conn:
-        state.stage_page(conn, object_id, again, T0 + timedelta(days=1), utcnow())
+        state.stage_page(conn, object_id, again, T0 + timedelta(days=1), later)
         assert state.count_pending(conn, object_id) == 1
-        assert state.pending_batch(conn, object_id, 0, n) == [
-            (rows["id5"].id, "id5", again[5].payload)]
-        assert state.pending_batch(conn, object_id, rows["id5"].id, n) == []
+        fresh = state.pending_batch(conn, object_id, state.processed_through(conn, object_id), n)
+        assert [(e, p) for _, e, p in fresh] == [("id5", again[5].payload)]
+        assert fresh[0][0] > pending[-1][0]
+        assert state.pending_batch(conn, object_id, fresh[0][0], n) == []
         assert state.get_object(conn, "salesforce.c", "contacts").checkpoint == (  # type: ignore[union-attr]
             T0 + timedelta(days=1))
+        staged_at = dict(conn.execute(select(staged_records.c.external_id,
+                                             staged_records.c.staged_at)).all())
+    assert staged_at["id5"] == later
+    assert staged_at["id6"] == rows["id6"].staged_at  # unchanged: not written
+    # A full read notes every row it saw (reconciliation reads it) without renumbering them.
+    seen_at = later + timedelta(minutes=1)
+    with engine.begin() as conn:
+        state.stage_page(conn, object_id, again, None, seen_at, full=True)
+        assert state.count_pending(conn, object_id) == 1
+        assert set(conn.execute(select(staged_records.c.staged_at)).scalars()) == {seen_at}
 
 
 @pytest.mark.parametrize("n", [3, MIN_ROWS + 10])
