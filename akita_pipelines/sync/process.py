@@ -1,9 +1,9 @@
 """The Processor: staged payloads → typed interactions → matched Accounts / Contacts → links.
 
 Works in batches, one transaction each: a batch's interactions, entities, links and the
-"processed" flags of its staged rows commit together, so a crash mid-way loses nothing and
-re-processes nothing twice. Only when no staged row is pending does the sync succeed and the
-cursor move.
+object's processed watermark (the staging number of its last row) commit together, so a crash
+mid-way loses nothing and re-processes nothing twice. Only when no staged row is left above the
+watermark does the sync succeed and the cursor move.
 """
 
 from __future__ import annotations
@@ -310,7 +310,8 @@ def process_staged(engine: Engine, integration_id: str, interaction_type: str, *
     recovered = False
     analyze_stale(engine, ("staged_records",))  # a first sync has just staged everything
     try:
-        after = 0
+        with engine.connect() as conn:
+            after = state.processed_through(conn, obj.id)
         while True:
             with gc_paused(), engine.begin() as conn:
                 rows = state.pending_batch(conn, obj.id, after, batch_size)
@@ -324,7 +325,7 @@ def process_staged(engine: Engine, integration_id: str, interaction_type: str, *
                                   integration_id=integration_id,
                                   records=[r for _, r in good], now=now, result=result)
                 state.quarantine_records(conn, obj.id, [(e, r, p) for _, e, r, p in bad], now)
-                state.mark_processed(conn, [row_id for row_id, _, _ in rows])
+                state.mark_processed(conn, obj.id, after)
                 result.processed += len(good)
                 result.quarantined += len(bad)
             if len(rows) >= MIN_CHANGED:
