@@ -46,6 +46,16 @@ def upsert(conn: Connection, table: Table, keys: Sequence[str], values: Mapping[
     )
 
 
+def text_array(values: Iterable[Any]) -> str:
+    """Values as one PostgreSQL array literal (``{"a","b \\"c\\""}``), to bind as a single text
+    parameter and cast to an array in SQL."""
+    texts = [v if type(v) is str else str(v) for v in values]
+    joined = "".join(texts)  # one scan decides whether any value needs escaping
+    if '"' in joined or "\\" in joined:
+        texts = [t.replace("\\", "\\\\").replace('"', '\\"') for t in texts]
+    return '{"' + '","'.join(texts) + '"}' if texts else "{}"
+
+
 def among(conn: Connection, column: ColumnElement[Any], values: Iterable[Any]
           ) -> ColumnElement[bool]:
     """``column IN values`` as one bound parameter, whatever the number of values.
@@ -59,11 +69,7 @@ def among(conn: Connection, column: ColumnElement[Any], values: Iterable[Any]
         # One text parameter holding an array literal. A bound Python list is adapted value by
         # value and, built into the statement, lives on in SQLAlchemy's statement cache where
         # the collector rescans it; a cast to varchar(n)[] would cut longer values.
-        texts = [v if type(v) is str else str(v) for v in listed]
-        joined = "".join(texts)  # one scan decides whether any value needs escaping
-        if '"' in joined or "\\" in joined:
-            texts = [t.replace("\\", "\\\\").replace('"', '\\"') for t in texts]
-        literal = '{"' + '","'.join(texts) + '"}' if texts else "{}"
+        literal = text_array(listed)
         impl = getattr(column.type, "impl", column.type)
         element = String() if isinstance(impl, String) else column.type
         return column == any_(cast(bindparam(None, literal, type_=Text),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -17,12 +18,13 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    text,
     update,
 )
 
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.db import bulk
-from akita_pipelines.db.dialect import among
+from akita_pipelines.db.dialect import among, text_array
 from akita_pipelines.db.schema import (
     account_links,
     accounts,
@@ -199,21 +201,50 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[i:i + CHUNK]
 
 
-def lookup_keys(conn: Connection, customer_id: str, kind: str,
-                keys: Iterable[str]) -> dict[str, list[int]]:
-    """Match keys (ids, tier-2 keys, block keys) → the customer's entities indexed under them."""
+def lookup_keys(conn: Connection, customer_id: str, kind: str, keys: Iterable[str], *,
+                cap: int | None = None) -> dict[str, list[int]]:
+    """Match keys (ids, tier-2 keys, block keys) → the customer's entities indexed under them.
+
+    With ``cap``, at most that many entities per key (the lowest ids): a block key of a common
+    name gathers entities as history grows, and the caller only needs to know that it holds
+    more than it compares. The database stops reading each key there, so a batch's look-up
+    costs the same at a million entities as at ten thousand.
+    """
     wanted = sorted(set(keys))
     found: dict[str, list[int]] = {}
     if not wanted:
         return found
-    rows = conn.execute(select(match_keys.c.key, match_keys.c.entity_id).where(
-        match_keys.c.customer_id == customer_id, match_keys.c.kind == kind,
-        among(conn, match_keys.c.key, wanted))).all()
+    if cap is None:
+        rows = conn.execute(select(match_keys.c.key, match_keys.c.entity_id).where(
+            match_keys.c.customer_id == customer_id, match_keys.c.kind == kind,
+            among(conn, match_keys.c.key, wanted))).all()
+    else:
+        rows = conn.execute(_capped_lookup(conn), {
+            "customer_id": customer_id, "kind": kind, "cap": cap,
+            "keys": text_array(wanted) if conn.dialect.name == "postgresql"
+            else json.dumps(wanted)}).all()
     for key, entity_id in rows:
         found.setdefault(key, []).append(entity_id)
     for ids in found.values():
         ids.sort()
     return found
+
+
+def _capped_lookup(conn: Connection) -> Any:
+    """Each wanted key's first ``:cap`` entities. PostgreSQL: an index seek per key that
+    stops at the cap (LATERAL … LIMIT). SQLite: the keys' index entries numbered per key,
+    inside the engine, only the first ``:cap`` of each returned."""
+    if conn.dialect.name == "postgresql":
+        return text(
+            "SELECT k.key, m.entity_id FROM unnest(CAST(:keys AS text[])) AS k(key) "
+            "CROSS JOIN LATERAL (SELECT entity_id FROM match_keys "
+            "WHERE customer_id = :customer_id AND kind = :kind AND key = k.key "
+            "ORDER BY entity_id LIMIT :cap) AS m")
+    return text(
+        "SELECT key, entity_id FROM (SELECT key, entity_id, row_number() OVER "
+        "(PARTITION BY key ORDER BY entity_id) AS n FROM match_keys "
+        "WHERE customer_id = :customer_id AND kind = :kind "
+        "AND key IN (SELECT value FROM json_each(:keys))) WHERE n <= :cap")
 
 
 def load_profiles(conn: Connection, kind: str, entity_ids: Iterable[int],
@@ -285,9 +316,9 @@ def gather_existing(conn: Connection, customer_id: str, kind: Kind,
         # join them too, whichever of the two came first.
         wanted_blocks.update(k for r in records for k in block_keys(r)
                              if k.startswith(STRONG_BLOCKS))
-    blocks = lookup_keys(conn, customer_id, kind, wanted_blocks)
-    # Blocks above MAX_BLOCK are never compared (tier 3 skips them): loading their entities
-    # would cost memory and time that grow with the customer's history.
+    # Blocks above MAX_BLOCK are never compared (tier 3 skips them): reading or loading their
+    # entities would cost memory and time that grow with the customer's history.
+    blocks = lookup_keys(conn, customer_id, kind, wanted_blocks, cap=MAX_BLOCK + 1)
     existing.by_block = blocks = {k: ids for k, ids in blocks.items() if len(ids) <= MAX_BLOCK}
     more = {e for ids in blocks.values() for e in ids} - existing.profiles.keys()
     if more:

@@ -175,6 +175,11 @@ def _resolve_neighbourhood(conn: Connection, kind: Kind, customer_id: str,
         return plain
     batch = {r.rid for r in rest}
     wanted = {e for r in rest for e in plausible[r.rid]}
+    if not wanted and all(r.linked is None for r in rest):
+        # No stored entity any of them could join (a backfill's new records): the batch alone
+        # is the neighbourhood and there is nothing to carry back (settle would copy the plan).
+        fresh = resolve(kind, rest, None, source_rank=rank)
+        return plain.combine(fresh) if alone else fresh
     found = entities.member_interactions(conn, kind, wanted, exclude=batch)
     old_of = {r.rid: r.linked for r in rest if r.linked is not None}
     by_integration: dict[str, list[tuple[int, int, TypedRecord]]] = defaultdict(list)
