@@ -271,6 +271,14 @@ def count_pending(conn: Connection, object_id: int) -> int:
         .where(integration_objects.c.id == object_id).scalar_subquery())).scalar_one())
 
 
+def pending_at_least(conn: Connection, object_id: int, after_seq: int, n: int) -> bool:
+    """Whether ``n`` or more staged rows are numbered above ``after_seq`` (reads at most n)."""
+    above = (select(staged_records.c.seq)
+             .where(staged_records.c.integration_object_id == object_id,
+                    staged_records.c.seq > after_seq).limit(n).subquery())
+    return int(conn.execute(select(func.count()).select_from(above)).scalar_one()) >= n
+
+
 def mark_processed(conn: Connection, object_id: int, through_seq: int) -> None:
     """Move the watermark: every staged row numbered up to ``through_seq`` is processed.
     One row written per batch, in the batch's transaction."""

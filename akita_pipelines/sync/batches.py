@@ -27,9 +27,10 @@ from akita_pipelines.db import leases, state
 from akita_pipelines.db.state import ObjectRow
 from akita_pipelines.sync.crashes import SkippedAfterFailure
 from akita_pipelines.sync.failures import record_failure
-from akita_pipelines.sync.process import ProcessResult, process_staged
-from akita_pipelines.sync.retrieve import ObjectBusy, RetrieveResult, retrieve_changes
+from akita_pipelines.sync.process import ProcessResult
+from akita_pipelines.sync.retrieve import ObjectBusy, RetrieveResult
 from akita_pipelines.sync.scheduler import PlannedRun, plan_runs
+from akita_pipelines.sync.service import sync_object
 from akita_pipelines.sync.status import health
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,9 @@ def _record_unexpected(engine: Engine, obj: ObjectRow, run_id: str, exc: BaseExc
 def sync_integration(engine: Engine, item: BatchItem, *, trigger: str, run_id: str,
                      alive: Callable[[str], bool] | None = None) -> list[ObjectOutcome]:
     """Sync an integration's types in order (accounts before contacts before the rest), each
-    object retrieved then processed in its own transactions. A type that fails leaves the
-    later ones untried (recorded as failures caused by it, without alerts of their own)."""
+    object retrieved and processed (beside each other) in its own transactions. A type that
+    fails leaves the later ones untried (recorded as failures caused by it, without alerts of
+    their own)."""
     outcomes: list[ObjectOutcome] = []
     failed: ObjectOutcome | None = None
     for interaction_type in item.types:
@@ -202,10 +204,9 @@ def sync_integration(engine: Engine, item: BatchItem, *, trigger: str, run_id: s
             outcome.status, outcome.error = "skipped", cause
             continue
         try:
-            outcome.retrieved = retrieve_changes(engine, item.integration_id, interaction_type,
-                                                 trigger=trigger, run_id=run_id, alive=alive)
-            outcome.processed = process_staged(engine, item.integration_id, interaction_type,
-                                               sync_id=outcome.retrieved.sync_id)
+            synced = sync_object(engine, item.integration_id, interaction_type,
+                                 trigger=trigger, run_id=run_id, alive=alive)
+            outcome.retrieved, outcome.processed = synced.retrieved, synced.processed
         except ObjectBusy as exc:
             outcome.status, outcome.holders = "busy", exc.holders
         except (AkitaError, OSError, ValueError) as exc:  # recorded by the sync already

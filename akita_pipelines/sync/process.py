@@ -9,6 +9,7 @@ watermark does the sync succeed and the cursor move.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -301,23 +302,94 @@ def _requester(fields: Mapping[str, Any]) -> str | None:
     return None
 
 
+class StagingFeed:
+    """A retrieval staging pages while the processor works (:mod:`akita_pipelines.sync.service`).
+
+    The processor takes a batch once a full one is staged (or the retrieval has ended), so it
+    types, matches and writes batch k while page k+1 is fetched and staged. It starts only once
+    the retrieval holds the object's lease, and commits the sync only after the retrieval ended
+    well: the cursor still never passes what was not stored.
+    """
+
+    def __init__(self) -> None:
+        self.sync_id: int | None = None
+        self._begun = threading.Event()
+        self._staged = threading.Event()
+        self._ended = threading.Event()
+        self._error: BaseException | None = None
+
+    # The retrieval's side.
+    def begun(self, sync_id: int) -> None:
+        self.sync_id = sync_id
+        self._begun.set()
+
+    def page_staged(self) -> None:
+        self._staged.set()
+
+    def ended(self, error: BaseException | None) -> None:
+        self._error = error
+        self._ended.set()
+        self._begun.set()
+        self._staged.set()
+
+    # The processor's side.
+    @property
+    def error(self) -> BaseException | None:
+        return self._error if self._ended.is_set() else None
+
+    def wait_begun(self) -> None:
+        """Block until the retrieval holds the lease (or failed before it did: raise that)."""
+        self._begun.wait()
+        if self.sync_id is None and self._error is not None:
+            raise self._error
+
+    def wait_batch(self, engine: Engine, object_id: int, after: int, size: int) -> None:
+        """Block until ``size`` rows are staged above ``after`` or the retrieval has ended."""
+        while not self._ended.is_set():
+            self._staged.clear()
+            with engine.connect() as conn:
+                if state.pending_at_least(conn, object_id, after, size):
+                    return
+            self._staged.wait(1.0)
+
+    def wait_ended(self) -> BaseException | None:
+        self._ended.wait()
+        return self._error
+
+
 def process_staged(engine: Engine, integration_id: str, interaction_type: str, *,
-                   sync_id: int | None = None, batch_size: int | None = None) -> ProcessResult:
-    """Process every pending staged record of one Integration Object, then commit the sync."""
+                   sync_id: int | None = None, batch_size: int | None = None,
+                   feed: StagingFeed | None = None) -> ProcessResult:
+    """Process every pending staged record of one Integration Object, then commit the sync.
+
+    With a ``feed``, the retrieval is still staging pages: batches are taken as they fill, and
+    the sync (the feed's) is committed once the retrieval has ended well and every staged row
+    is processed; a failed retrieval's error is raised (it recorded it).
+    """
     started = time.perf_counter()
     batch_size = batch_size or BATCH_SIZE
     result = ProcessResult(integration_id, interaction_type)
+    if feed is not None:
+        feed.wait_begun()
+        sync_id = feed.sync_id
     with engine.connect() as conn:
         obj = state.get_object(conn, integration_id, interaction_type)
         integration = integrations.get_integration(conn, integration_id)
     assert obj is not None, f"{integration_id}/{interaction_type} vanished during the sync"
     stream = get_provider(integration.provider).streams_for(integration.config)[interaction_type]
     recovered = False
-    analyze_stale(engine, ("staged_records",))  # a first sync has just staged everything
+    retrieval_error: BaseException | None = None
+    if feed is None:
+        analyze_stale(engine, ("staged_records",))  # a first sync has just staged everything
     try:
         with engine.connect() as conn:
             after = state.processed_through(conn, obj.id)
         while True:
+            if feed is not None:
+                feed.wait_batch(engine, obj.id, after, batch_size)
+                retrieval_error = feed.error
+                if retrieval_error is not None:
+                    raise retrieval_error  # staged pages wait for the next sync
             with gc_paused(), engine.begin() as conn:
                 rows = state.pending_batch(conn, obj.id, after, batch_size)
                 if not rows:
@@ -345,7 +417,10 @@ def process_staged(engine: Engine, integration_id: str, interaction_type: str, *
         if sync_id is not None and recovered:
             deliver_pending(engine)
     except (AkitaError, OSError, ValueError) as exc:
-        record_failure(engine, obj, sync_id, exc)
+        if exc is not retrieval_error:
+            # Beside a retrieval, its own failure (recorded by it) outranks the processor's.
+            if feed is None or feed.wait_ended() is None:
+                record_failure(engine, obj, sync_id, exc)
         raise
     finally:
         result.seconds = time.perf_counter() - started

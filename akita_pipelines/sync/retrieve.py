@@ -121,7 +121,9 @@ def parse_day(value: str) -> datetime:
 def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str, *,
                      trigger: str = "cli", run_id: str | None = None, full: bool = False,
                      since: str | None = None, http: HttpClient | None = None,
-                     alive: Callable[[str], bool] | None = None) -> RetrieveResult:
+                     alive: Callable[[str], bool] | None = None,
+                     on_begin: Callable[[int], None] | None = None,
+                     on_page: Callable[[], None] | None = None) -> RetrieveResult:
     """Fetch changed records of one Integration Object and stage them with their checkpoint.
 
     A run (``run_id``) first takes the object's lease: while another run's sync of it is in
@@ -130,7 +132,9 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
 
     Each page is staged together with its checkpoint in one transaction: a sync killed at any
     point resumes from the last staged page. The committed cursor does not move here; the
-    processor moves it once everything staged has been processed.
+    processor moves it once everything staged has been processed. ``on_begin`` is called with the
+    sync's id once the object's lease is held and the sync recorded, ``on_page`` after each page
+    is committed (for a processor working beside it: :mod:`akita_pipelines.sync.service`).
     """
     started = time.perf_counter()
     now = utcnow()
@@ -150,6 +154,8 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
             obj = state.get_object(conn, integration_id, interaction_type) or obj
             now = utcnow()
         sync_id = state.begin_sync(conn, obj, trigger=trigger, run_id=run_id, now=now)
+    if on_begin is not None:
+        on_begin(sync_id)
     spec = get_provider(integration.provider)
     stream = spec.streams_for(integration.config)[interaction_type]
     settings = resolve_all(integrations.effective_layers(spec, customer, integration,
@@ -188,6 +194,8 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
             with engine.begin() as conn:
                 state.stage_page(conn, obj.id, staged, checkpoint, utcnow(), full=full)
                 state.quarantine_records(conn, obj.id, bad, utcnow())
+            if on_page is not None:
+                on_page()
             result.pages += 1
             result.records_fetched += len(page.records)
             result.quarantined += len(bad)
