@@ -1,0 +1,57 @@
+"""The Salesforce emulator in its own process, as a provider is: its CPU is not the syncing
+process's, and both peers of a comparison read the same server. ``latency`` delays every query
+page (a provider's round trip; Salesforce answers a 2,000-record page in a few hundred ms)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from types import TracebackType
+from typing import Any
+
+import requests
+
+
+def _serve(records: int, latency: float, urls: Any, stop: Any) -> None:
+    from akita_pipelines.sandbox.server import start_sandbox
+
+    with start_sandbox(base_port=0, seed=1, providers=["salesforce"]) as sandbox:
+        sandbox.emulators["salesforce"].add_history("Contact", records)
+        server = sandbox.servers["salesforce"]
+        inner = server.app
+
+        def delayed(environ: dict[str, Any], start_response: Any) -> Any:
+            if "/query" in environ.get("PATH_INFO", ""):
+                time.sleep(latency)  # outside the emulator's lock: pages may overlap
+            return inner(environ, start_response)
+
+        if latency:
+            server.app = delayed
+        urls.put(sandbox.urls)
+        stop.wait()
+
+
+class RemoteSandbox:
+    """``with RemoteSandbox(10_000) as sandbox:`` → ``sandbox.urls`` as ``Sandbox.urls``."""
+
+    def __init__(self, records: int, latency: float = 0.0) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._urls, self._stop = context.Queue(), context.Event()
+        self._process = context.Process(target=_serve, daemon=True,
+                                        args=(records, latency, self._urls, self._stop))
+        self.urls: dict[str, dict[str, Any]] = {}
+
+    def __enter__(self) -> RemoteSandbox:
+        self._process.start()
+        self.urls = self._urls.get(timeout=600)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._process.join(30)
+
+    def touch(self, sobject: str, count: int) -> None:
+        """Change ``count`` records (the emulator's admin API)."""
+        requests.post(f"{self.urls['salesforce']['base_url']}/__sandbox/touch",
+                      json={"sobject": sobject, "count": count}, timeout=60).raise_for_status()
