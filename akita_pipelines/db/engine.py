@@ -50,9 +50,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     # The default page cache (2 MB) is smaller than the match-key and interaction indexes a
-    # batch touches: its upserts re-read index pages from the OS row after row. 16 MB did as
-    # well as 64 MB on 20k-contact batches, and 64 MB added 50 MB to a backfill's peak RSS.
-    cursor.execute("PRAGMA cache_size=-16384")
+    # batch touches: its upserts re-read index pages from the OS row after row. Each
+    # connection has its own cache, and a sync holds two (its retrieval stages pages while the
+    # processor writes batches), so 8 MB each: a larger one adds to a backfill's peak RSS
+    # twice over.
+    cursor.execute("PRAGMA cache_size=-8192")
     # Fold the WAL back every ~40 MB, not every 4 MB: a batch rewrites the same index pages,
     # and each checkpoint copies them into the database file again. The processor checkpoints
     # after a large sync (sync/process.py); journal_size_limit truncates the WAL afterwards.

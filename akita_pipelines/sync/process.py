@@ -51,6 +51,7 @@ from akita_pipelines.providers.base import Stream
 from akita_pipelines.providers.registry import get_provider
 from akita_pipelines.sync.failures import record_failure, record_success
 from akita_pipelines.util.gcpause import gc_paused, without_gc
+from akita_pipelines.util.memory import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -407,6 +408,7 @@ def process_staged(engine: Engine, integration_id: str, interaction_type: str, *
                 result.quarantined += len(bad)
             if len(rows) >= MIN_CHANGED:
                 analyze_stale(engine)  # the next batch's look-ups need current statistics
+                release_free_memory()
         with engine.begin() as conn:
             if sync_id is not None:
                 now = utcnow()
