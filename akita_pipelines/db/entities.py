@@ -48,8 +48,8 @@ from akita_pipelines.processing.resolve import (
 )
 
 INTERACTION_UPDATE = ["name", "email", "website", "domain", "phone", "first_name", "last_name",
-                       "account_ref", "contact_ref", "fields", "source_updated_at", "deleted_at",
-                       "updated_at"]
+                       "account_ref", "contact_ref", "requester_email", "fields",
+                       "source_updated_at", "deleted_at", "updated_at"]
 
 
 def upsert_interactions(conn: Connection, *, customer_id: str, integration_id: str,
@@ -96,6 +96,7 @@ def _interaction_columns(customer_id: str, integration_id: str,
         "domain": [domain for _, domain in records], "phone": attribute("phone"),
         "first_name": attribute("first_name"), "last_name": attribute("last_name"),
         "account_ref": attribute("account_ref"), "contact_ref": attribute("contact_ref"),
+        "requester_email": attribute("requester_email"),
         "fields": [dict(r.fields) for r in typed],
         "source_updated_at": attribute("updated_at"),
         "deleted_at": [(r.updated_at or now) if r.deleted else None for r in typed],

@@ -157,6 +157,7 @@ interactions = Table(
     Column("last_name", String(200)),
     Column("account_ref", String(255)),
     Column("contact_ref", String(255)),
+    Column("requester_email", String(320)),
     Column("fields", JSON, nullable=False, default=dict),
     Column("source_updated_at", TZ),
     Column("deleted_at", TZ),

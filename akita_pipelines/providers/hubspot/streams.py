@@ -16,6 +16,7 @@ from akita_pipelines.core.clock import parse_datetime
 from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.core.types import TypedRecord
 from akita_pipelines.providers.base import Stream
+from akita_pipelines.providers.payload import first_email
 from akita_pipelines.providers.payload import text as _text
 
 
@@ -110,13 +111,21 @@ def contact(payload: Mapping[str, Any]) -> TypedRecord:
                  _consumed=("firstname", "lastname", "email", "phone"))
 
 
+#: A custom object's email properties that name the person it comes from, in order (HubSpot's
+#: internal property names are lower case).
+_REQUESTER_PROPERTIES = ("requester_email", "from_email", "email")
+
+
 def _activity(interaction_type: str, name_property: str,
               payload: Mapping[str, Any]) -> TypedRecord:
     """Deals, tickets, tasks and custom objects: a name and the company / contact links."""
     props = payload["properties"]
+    others = {k: v for k, v in props.items() if k != name_property}
     return _base(interaction_type, payload, name=_text(props, name_property),
                  account_ref=associated_id(payload, "companies"),
-                 contact_ref=associated_id(payload, "contacts"), _consumed=(name_property,))
+                 contact_ref=associated_id(payload, "contacts"),
+                 requester_email=first_email(others, _REQUESTER_PROPERTIES),
+                 _consumed=(name_property,))
 
 
 _COMMON = ("hs_object_id", "createdate")
