@@ -112,6 +112,9 @@ integration_objects = Table(
     Column("checkpoint", TZ),
     # Where an interrupted full re-read or history backfill got to; it resumes from here.
     Column("full_checkpoint", TZ),
+    # How the connector continues an interrupted read whose pages are not in cursor order (a
+    # Salesforce bulk job and its next locator); stored with each page. Null: nothing to resume.
+    Column("resume_state", JSON),
     Column("last_synced_at", TZ),
     Column("last_attempt_at", TZ),
     Column("next_due_at", TZ),  # last success + 1 day / frequency, or a retry time after failure

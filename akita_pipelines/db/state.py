@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -18,6 +18,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     func,
+    null,
     select,
     update,
 )
@@ -56,6 +57,8 @@ class ObjectRow:
     enabled: bool
     integration_state: str
     last_error: str | None
+    #: The connector's state for continuing an interrupted read (see ``Page.resume``).
+    resume_state: dict[str, Any] | None = None
 
 
 _OBJECT_COLUMNS = (
@@ -67,6 +70,7 @@ _OBJECT_COLUMNS = (
     integration_objects.c.next_due_at, integration_objects.c.consecutive_failures,
     integration_objects.c.state, integration_objects.c.enabled,
     integrations.c.state.label("integration_state"), integration_objects.c.last_error,
+    integration_objects.c.resume_state,
 )
 
 
@@ -164,11 +168,13 @@ _STAGE_SET = {"payload": "excluded.payload", "content_hash": "excluded.content_h
 
 
 def stage_page(conn: Connection, object_id: int, records: Sequence[StagedRecord],
-               checkpoint: datetime | None, now: datetime, *, full: bool = False) -> None:
+               checkpoint: datetime | None, now: datetime, *, full: bool = False,
+               resume: Mapping[str, Any] | None = None, set_resume: bool = False) -> None:
     """Stage one page and move the retrieval checkpoint, in the caller's transaction.
 
     A record whose content did not change keeps its processed state, so re-reading the lookback
-    window costs no processing.
+    window costs no processing. With ``set_resume`` the object's resume state becomes
+    ``resume`` (None clears it) in the same transaction: it never points past unstaged data.
     """
     # One statement may not touch a row twice: keep the last copy of a repeated id.
     records = list({r.external_id: r for r in records}.values())
@@ -186,6 +192,9 @@ def stage_page(conn: Connection, object_id: int, records: Sequence[StagedRecord]
     }
     if n:
         bulk.upsert(conn, staged_records, columns, keys=_STAGE_KEYS, set_sql=_STAGE_SET)
+    if set_resume:
+        conn.execute(update(integration_objects).where(integration_objects.c.id == object_id)
+                     .values(resume_state=dict(resume) if resume is not None else null()))
     if checkpoint is not None and full:
         conn.execute(update(integration_objects).where(integration_objects.c.id == object_id)
                      .values(full_checkpoint=checkpoint))

@@ -44,6 +44,11 @@ class Page:
 
     records: list[dict[str, Any]]
     checkpoint: datetime | None
+    #: What the connector needs to continue this same read after this page (a bulk job and
+    #: its next locator, when the records come in no cursor order); stored with the page, in
+    #: its transaction, and handed back as :attr:`ConnectionContext.resume`. None: nothing to
+    #: continue (the read ended, or the checkpoint is the resume point).
+    resume: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,10 @@ class ConnectionContext:
     credentials: CredentialStore
     http: HttpClient
     page_size: int = 2000
+    #: A history read (a first sync, a full re-sync, a backfill), not an increment.
+    history: bool = False
+    #: The resume state of this object's interrupted read (see :attr:`Page.resume`).
+    resume: Mapping[str, Any] | None = None
 
 
 class Connector(Protocol):
