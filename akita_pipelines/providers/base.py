@@ -92,6 +92,9 @@ class ProviderSpec:
     #: Builds a stream from an integration's configuration, for custom interaction types (a
     #: Salesforce custom object, a table, an endpoint): ``config["streams"][name]``.
     custom_stream: Callable[[str, Mapping[str, Any]], Stream] | None = None
+    #: Refuses (ConfigError) an integration's config the streams cannot judge, such as a
+    #: connection URL that carries a password; called when the integration is registered.
+    check_config: Callable[[Mapping[str, Any]], object] | None = None
     #: Whether a complete full read shows every live record, so that what it does not see can
     #: be marked deleted (not for a file inbox: an old file taken away deletes nothing).
     full_read_is_complete: bool = True

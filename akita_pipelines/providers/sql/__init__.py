@@ -20,7 +20,7 @@ from typing import Any
 
 from akita_pipelines.providers.base import ProviderSpec, Stream
 from akita_pipelines.providers.mapping import make_stream, parse_mapping
-from akita_pipelines.providers.sql.connector import SqlConnector
+from akita_pipelines.providers.sql.connector import SqlConnector, connection_url
 from akita_pipelines.providers.sql.query import SqlSource
 
 
@@ -42,6 +42,9 @@ PROVIDER = ProviderSpec(
     settings={"sync_frequency_per_day": 24.0, "lookback_seconds": 600, "page_size": 5000},
     required_config=("url",),
     custom_stream=sql_stream,
+    # At registration: a password in the URL would otherwise be stored as plain config (shown
+    # in the UI and in logs) until the first sync refused it.
+    check_config=lambda config: connection_url(config, {}),
 )
 
 __all__ = ["PROVIDER"]
