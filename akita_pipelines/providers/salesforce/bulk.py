@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from akita_pipelines.core.clock import parse_datetime
@@ -64,6 +65,8 @@ def _number(text: str) -> int | float:
 
 def _datetime(text: str) -> str:
     """REST's rendering of a datetime: ``2024-01-01T00:00:00.000+0000`` (UTC, milliseconds)."""
+    if len(text) == 24 and text[23] == "Z" and text[19] == ".":
+        return text[:23] + "+0000"  # the CSV's usual form: only the zone is written apart
     at = parse_datetime(text).astimezone(UTC)
     return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
 
@@ -91,37 +94,46 @@ def parse_csv(text: str, *, sobject: str, api_version: str, kinds: Mapping[str, 
         delimiter: The job's column delimiter.
 
     Returns:
-        One dict per row: ``attributes`` (as REST renders it, so that a record staged from
-        either API has the same payload) then the columns, relationships nested.
+        One dict per row: the columns, relationships nested, and ``attributes`` as REST
+        renders them (so that a record staged from either API has the same payload).
     """
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = next(reader, None)
     if header is None:
         return []
-    plain: list[tuple[int, str, Converter]] = []
+    plain: list[tuple[int, str]] = []
+    typed: list[tuple[str, Converter]] = []
     nested: dict[str, list[tuple[int, str, Converter]]] = {}
     for i, column in enumerate(header):
         convert = converter(kinds.get(column, "string"))
         relation, _, field = column.partition(".")
         if field:
             nested.setdefault(relation, []).append((i, field, convert))
-        else:
-            plain.append((i, column, convert))
+            continue
+        plain.append((i, column))
+        if convert is not str:
+            typed.append((column, convert))
+    names = [name for _, name in plain]
+    pick = itemgetter(*(i for i, _ in plain)) if len(plain) > 1 else None
     url = f"/services/data/{api_version}/sobjects/{sobject}/"
     id_at = header.index("Id") if "Id" in header else None
     records = []
     for row in reader:
         if not row:
             continue
-        record: dict[str, Any] = {"attributes": {
-            "type": sobject, "url": url + row[id_at] if id_at is not None else None}}
-        for i, name, convert in plain:
-            text = row[i]
-            record[name] = convert(text) if text else None
+        # Text columns as they come (empty → null), then the few typed ones converted.
+        values = pick(row) if pick is not None else tuple(row[i] for i, _ in plain)
+        record: dict[str, Any] = {n: v or None for n, v in zip(names, values, strict=True)}
+        for name, convert in typed:
+            text = record[name]
+            if text is not None:
+                record[name] = convert(text)
         for relation, columns in nested.items():
-            values = {name: (convert(row[i]) if row[i] else None) for i, name, convert in columns}
+            parent = {name: (convert(row[i]) if row[i] else None) for i, name, convert in columns}
             # CSV cannot tell an empty lookup from a parent whose selected fields are all null.
-            record[relation] = values if any(v is not None for v in values.values()) else None
+            record[relation] = parent if any(v is not None for v in parent.values()) else None
+        record["attributes"] = {"type": sobject,
+                                "url": url + row[id_at] if id_at is not None else None}
         records.append(record)
     return records
 

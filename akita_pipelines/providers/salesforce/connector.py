@@ -249,12 +249,13 @@ class SalesforceConnector:
                     yield from self.read_rest(stream, since)
                     return
                 continue
+            # Datetime columns are all in REST's one rendering (UTC, milliseconds, +0000), so
+            # text order is time order.
             stamps = [r[stream.cursor_field] for r in result.records
                       if isinstance(r.get(stream.cursor_field), str)]
             if stamps:
-                newest = max(stamps, key=parse_datetime)
-                if state["max_stamp"] is None or \
-                        parse_datetime(newest) > parse_datetime(state["max_stamp"]):
+                newest = max(stamps)
+                if state["max_stamp"] is None or newest > state["max_stamp"]:
                     state["max_stamp"] = newest
             if result.next_locator is None:
                 yield Page(records=result.records,
