@@ -275,10 +275,11 @@ class SalesforceConnector:
             try:
                 self._wait_for(str(resume["job"]))
                 return dict(resume)
-            except BulkJobGone:
-                self.notices.append(f"Bulk API job {resume['job']} expired before the read "
-                                    "finished; a new job reads again from the last stored "
-                                    "checkpoint")
+            except (BulkJobGone, BulkJobFailed):
+                # Deleted, expired or aborted by someone else: its results are gone.
+                self.notices.append(f"Bulk API job {resume['job']} is gone (expired, deleted "
+                                    "or aborted) before the read finished; a new job reads "
+                                    "again from the last stored checkpoint")
         soql = self.bulk_query(stream, since)
         try:
             job = self._create_job(soql)
