@@ -38,6 +38,11 @@ class Stream:
     to_typed: Callable[[Mapping[str, Any]], TypedRecord]
 
 
+def by_type(*streams: Stream) -> Mapping[str, Stream]:
+    """A provider's streams keyed by their interaction type."""
+    return {s.interaction_type: s for s in streams}
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of changed records and the cursor value it is safe to resume from."""
