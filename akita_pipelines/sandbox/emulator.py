@@ -11,8 +11,8 @@ interaction type elsewhere).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any, ClassVar, Protocol
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from akita_pipelines.sandbox.webhooks import WebhookOutbox
 
@@ -73,6 +73,27 @@ class PushingEmulator(WorldEmulator, Protocol):
 
     def poke(self) -> None:
         """Deliver what is due now (notifications, retries)."""
+
+Id = TypeVar("Id")
+
+
+def known(table: Mapping[Id, Any], ids: Iterable[Id], what: str) -> list[Id]:
+    """``ids`` as a list, every one of them in ``table``; KeyError naming the first unknown
+    one (a test or the admin endpoint named a record the emulator never had)."""
+    wanted = list(ids)
+    missing = [i for i in wanted if i not in table]
+    if missing:
+        raise KeyError(f"no {what} with id {missing[0]!r}")
+    return wanted
+
+
+def own_name(aliases: Mapping[str, str], names: Collection[str], name: str, what: str) -> str:
+    """The emulator's own name for ``name``: an interaction type (``accounts``) through
+    ``aliases``, or already one of ``names``; KeyError naming ``what`` for anything else."""
+    found = aliases.get(name, name)
+    if found not in names:
+        raise KeyError(f"unknown {what} {name!r}")
+    return found
 
 
 class AdminSurface:

@@ -56,7 +56,7 @@ from werkzeug.wrappers import Request, Response
 
 from akita_pipelines.sandbox.admin import serve
 from akita_pipelines.sandbox.churn import ChurnMeter
-from akita_pipelines.sandbox.emulator import AdminSurface
+from akita_pipelines.sandbox.emulator import AdminSurface, known, own_name
 from akita_pipelines.sandbox.webhooks import WebhookOutbox, json_body, subscription_answer
 from akita_pipelines.sandbox.world import World
 
@@ -364,10 +364,7 @@ class HubSpotEmulator(AdminSurface):
 
     @staticmethod
     def _object(name: str) -> str:
-        obj = TYPES.get(name, name)
-        if obj not in OBJECTS:
-            raise KeyError(f"unknown object type {name!r}")
-        return obj
+        return own_name(TYPES, OBJECTS, name, "object type")
 
     def records(self, interaction_type: str, include_deleted: bool = False
                 ) -> list[dict[str, Any]]:
@@ -407,10 +404,7 @@ class HubSpotEmulator(AdminSurface):
                at: datetime | None) -> list[str]:
         table = self.objects[obj]
         if ids is not None:
-            missing = [i for i in ids if i not in table]
-            if missing:
-                raise KeyError(f"no {obj} with id {missing[0]!r}")
-            chosen = list(ids)
+            chosen = known(table, ids, obj)
         else:
             live = [i for i, r in table.items() if r.archived_at is None]
             chosen = self.rng.sample(live, min(count, len(live)))
@@ -490,11 +484,7 @@ class HubSpotEmulator(AdminSurface):
         obj = self._object(interaction_type)
         with self.lock:
             table = self.objects[obj]
-            wanted = list(ids)
-            missing = [i for i in wanted if i not in table]
-            if missing:
-                raise KeyError(f"no {obj} with id {missing[0]!r}")
-            for record_id in wanted:
+            for record_id in known(table, ids, obj):
                 self._archive(obj, table[record_id], self.clock())
 
     def expire_tokens(self) -> None:

@@ -56,7 +56,7 @@ from werkzeug.wrappers import Request, Response
 
 from akita_pipelines.sandbox.admin import serve
 from akita_pipelines.sandbox.churn import ChurnMeter
-from akita_pipelines.sandbox.emulator import AdminSurface
+from akita_pipelines.sandbox.emulator import AdminSurface, known, own_name
 from akita_pipelines.sandbox.webhooks import WebhookOutbox, json_body, subscription_answer
 from akita_pipelines.sandbox.world import World
 
@@ -314,10 +314,7 @@ class IntercomEmulator(AdminSurface):
 
     @staticmethod
     def _kind(interaction_type: str) -> str:
-        kind = TYPES.get(interaction_type, interaction_type)
-        if kind not in TYPES.values():
-            raise KeyError(f"unknown Intercom object {interaction_type!r}")
-        return kind
+        return own_name(TYPES, set(TYPES.values()), interaction_type, "Intercom object")
 
     def records(self, interaction_type: str, include_deleted: bool = False) -> list[dict[str, Any]]:
         """The workspace's current records (copies, in id order), as the API serves them.
@@ -399,11 +396,7 @@ class IntercomEmulator(AdminSurface):
         kind = self._kind(interaction_type)
         with self.lock:
             table = self.data[kind]
-            wanted = list(ids)
-            missing = [i for i in wanted if i not in table]
-            if missing:
-                raise KeyError(f"no {kind} with id {missing[0]!r}")
-            for record_id in wanted:
+            for record_id in known(table, ids, kind):
                 self._notify(kind, table.pop(record_id), "deleted")
                 if kind == "conversations":
                     self.deleted_conversations[record_id] = self._stamp()

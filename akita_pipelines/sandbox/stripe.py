@@ -48,7 +48,7 @@ from werkzeug.wrappers import Request, Response
 
 from akita_pipelines.sandbox.admin import serve
 from akita_pipelines.sandbox.churn import ChurnMeter
-from akita_pipelines.sandbox.emulator import AdminSurface
+from akita_pipelines.sandbox.emulator import AdminSurface, own_name
 from akita_pipelines.sandbox.webhooks import (
     WebhookOutbox,
     WebhookSubscription,
@@ -423,10 +423,7 @@ class StripeEmulator(AdminSurface):
             return {"api_key": self.api_key}
 
     def _resource(self, name: str) -> Resource:
-        path = TYPES.get(name, name)
-        if path not in RESOURCES:
-            raise KeyError(f"unknown Stripe resource {name!r}")
-        return RESOURCES[path]
+        return RESOURCES[own_name(TYPES, RESOURCES, name, "Stripe resource")]
 
     def records(self, interaction_type: str, include_deleted: bool = False
                 ) -> list[dict[str, Any]]:

@@ -67,7 +67,7 @@ from werkzeug.wrappers import Request, Response
 
 from akita_pipelines.sandbox.admin import serve
 from akita_pipelines.sandbox.churn import ChurnMeter
-from akita_pipelines.sandbox.emulator import AdminSurface
+from akita_pipelines.sandbox.emulator import AdminSurface, known, own_name
 from akita_pipelines.sandbox.webhooks import (
     WebhookOutbox,
     WebhookSubscription,
@@ -290,10 +290,7 @@ class ZendeskEmulator(AdminSurface):
 
     @staticmethod
     def _resource(name: str) -> str:
-        resource = RESOURCES.get(name, name)
-        if resource not in ID_BASE:
-            raise KeyError(f"unknown Zendesk resource {name!r}")
-        return resource
+        return own_name(RESOURCES, ID_BASE, name, "Zendesk resource")
 
     @staticmethod
     def _deleted(resource: str, record: dict[str, Any]) -> bool:
@@ -330,11 +327,7 @@ class ZendeskEmulator(AdminSurface):
 
     def _pick(self, resource: str, count: int, ids: Iterable[Any] | None) -> list[int]:
         if ids is not None:
-            chosen = [int(i) for i in ids]
-            missing = [i for i in chosen if i not in self.data[resource]]
-            if missing:
-                raise KeyError(f"no {resource} with id {missing[0]}")
-            return chosen
+            return known(self.data[resource], (int(i) for i in ids), resource)
         live = self._live(resource)
         return self.rng.sample(live, min(count, len(live)))
 
