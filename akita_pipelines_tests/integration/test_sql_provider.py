@@ -373,6 +373,22 @@ def _rows(db: CustomerDb, sql: str) -> list[Any]:
         engine.dispose()
 
 
+_SLEEPY = {"postgres": "SELECT id, updated_at, pg_sleep(1)::text AS s FROM crm.companies",
+           "mariadb": "SELECT id, updated_at, SLEEP(1) AS s FROM companies"}
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_statement_timeout_ends_a_slow_read_as_transient(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    db = new_customer_db(kind, request, tmp_path)
+    db.create_crm()
+    config = {**db.config(accounts={"query": _SLEEPY[kind], "primary_key": "id",
+                                    "updated_at": "updated_at"}),
+              "statement_timeout_seconds": 0.5}
+    with pytest.raises(TransientError, match="(?i)timeout|max_statement_time"):
+        _read(config, "accounts", creds=db.credentials)
+
+
 #: Large enough that the rows still in flight after a kill (socket buffers) are a small part.
 FEED_ROWS = 12_000
 _FEED = {

@@ -4,6 +4,7 @@ Config::
 
     {"url": "postgresql+psycopg2://reader@db.acme.example/crm",   # password in credentials
      "timezone": "UTC",                     # how naive timestamp columns are to be read
+     "statement_timeout_seconds": 300,      # optional: PostgreSQL, MySQL and MariaDB
      "streams": {
        "accounts": {"table": "crm.companies", "primary_key": "id", "updated_at": "updated_at",
                     "deleted": "deleted_at",
@@ -13,6 +14,7 @@ Config::
                          "fields": {"account_ref": "account_id"}}}}
 
 Credentials: ``password`` (and optionally ``username``), merged into the URL at connect time.
+Engines, their traps, and the warehouses not tested here: ``docs/sql-sources.md``.
 """
 
 from collections.abc import Mapping

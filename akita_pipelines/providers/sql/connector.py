@@ -232,8 +232,8 @@ class SqlConnector:
         if conn.dialect.name not in ("mysql", "mariadb") or source.cursor_is_unix:
             return self.zone
         # A TIMESTAMP column reads back in the session zone (UTC, set above); a DATETIME
-        # column is the customer's wall clock. The result's column type says which, without
-        # reading a row (the server answers LIMIT 0 without running the query).
+        # column is the customer's wall clock. The result's column type says which; LIMIT 0
+        # sends no rows (a plain table is not even read).
         probe = conn.execute(source.cursor_sample(conn.dialect.name).limit(0))
         type_code = probe.cursor.description[0][1]
         probe.close()
