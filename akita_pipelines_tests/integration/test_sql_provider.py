@@ -647,3 +647,19 @@ def test_duckdb_missing_file_fails_instead_of_creating_one(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="does not exist"):
         _read(config, "accounts")
     assert not missing.exists()
+
+
+def test_duckdb_timestamptz_cursor_is_an_instant_whatever_the_zone(
+        request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The session TimeZone is the integration's (New York): a TIMESTAMPTZ column still reads
+    and compares as the instant it holds."""
+    db = new_customer_db("duckdb", request, tmp_path)
+    db.execute("CREATE TABLE crm.stamps (id INTEGER PRIMARY KEY, updated_at TIMESTAMPTZ)")
+    db.execute("INSERT INTO crm.stamps SELECT g, TIMESTAMPTZ '2024-03-01 17:00:00+00' "
+               "+ g * INTERVAL 1 SECOND FROM range(1, 11) r(g)")
+    config = db.config(accounts={"table": "crm.stamps", "primary_key": "id",
+                                 "updated_at": "updated_at"})
+    since = datetime(2024, 3, 1, 17, 0, 7, tzinfo=UTC)
+    pages = _read(config, "accounts", since)
+    assert _ids(pages) == [7, 8, 9, 10]
+    assert pages[0].records[0]["updated_at"] == "2024-03-01T17:00:07Z"
