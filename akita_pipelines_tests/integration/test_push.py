@@ -400,7 +400,8 @@ def test_push_repository_writes_coalesce_on_both_databases(engine: Engine) -> No
         assert push.record_events(conn, sub.id, ["e2", "e3"], t0) == {"e3"}
         first = push.push(conn, "stripe.acme", ["accounts"], t0 + timedelta(minutes=5), 2)
         again = push.push(conn, "stripe.acme", ["accounts"], t0, 3)  # an older notification
-        assert first == again and len(first) == 1
+        assert first == again
+        assert len(first) == 1
         for n in (1, 4):
             push.count(conn, "stripe", "stripe.acme", "accepted", t0 + timedelta(minutes=n))
             push.count(conn, "stripe", None, "bad_signature", t0, n)
