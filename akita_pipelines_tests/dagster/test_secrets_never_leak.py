@@ -22,6 +22,27 @@ from akita_pipelines_tests.integration.conftest import register_salesforce
 from akita_pipelines_tests.integration.sql_customers import PASSWORD, new_customer_db
 
 
+def _what_runs_record(instance: DagsterInstance) -> list[str]:
+    """Every run's tags, config and event log entries."""
+    found = []
+    for run in instance.get_runs():
+        found.append(str(run.tags) + str(run.run_config))
+        found.extend(str(entry) for entry in instance.all_logs(run.run_id))
+    return found
+
+
+def _what_is_logged_and_stored(caplog: pytest.LogCaptureFixture, engine: Engine) -> list[str]:
+    """The log records, the alerts and stored errors, and the integrations' rows as stored."""
+    found = [r.getMessage() for r in caplog.records]
+    found.append(caplog.text)
+    with engine.connect() as conn:
+        found.extend(str(v) for (v,) in conn.execute(select(alerts.c.message)))
+        found.extend(str(v) for (v,) in conn.execute(select(sync_runs.c.error)))
+        found.extend(str(v) for (v,) in conn.execute(select(integration_objects.c.last_error)))
+        found.append(" ".join(str(r) for r in conn.execute(text("SELECT * FROM integrations"))))
+    return found
+
+
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with start_sandbox(base_port=0, seed=3) as running:
@@ -58,22 +79,15 @@ def test_no_secret_leaks_in_successful_and_failing_syncs(
                                         asset_selection=[AssetKey(["salesforce", "deals"])],
                                         raise_on_error=False)
         assert not failed.success
-        for run in instance.get_runs():
-            captured.append(str(run.tags) + str(run.run_config))
-            captured.extend(str(entry) for entry in instance.all_logs(run.run_id))
-    captured.extend(r.getMessage() for r in caplog.records)
-    captured.append(caplog.text)
+        captured += _what_runs_record(instance)
+    captured += _what_is_logged_and_stored(caplog, sqlite_engine)
     with sqlite_engine.connect() as conn:
-        captured.extend(str(v) for (v,) in conn.execute(select(alerts.c.message)))
-        captured.extend(str(v) for (v,) in conn.execute(select(sync_runs.c.error)))
-        captured.extend(str(v) for (v,) in conn.execute(select(integration_objects.c.last_error)))
         stored = conn.execute(select(integrations.c.credentials)).scalar_one()
         assert "fernet" in stored
-        raw_db = " ".join(str(r) for r in conn.execute(text("SELECT * FROM integrations")))
     secrets = {emulator.client_secret, *emulator.revoked, "sf-demo-refresh-token",
                *emulator.tokens}
     assert len(secrets) >= 4  # client secret, refresh token, at least two access tokens
-    haystack = "\n".join(captured) + raw_db
+    haystack = "\n".join(captured)
     leaked = [s for s in secrets if s in haystack]
     assert leaked == []
     assert "needs re-authorising" in "\n".join(captured)
@@ -122,16 +136,7 @@ def test_no_database_password_leaks_from_a_sql_source(
     failed = job.execute_in_process(instance=instance, partition_key="sql.acme",
                                     asset_selection=selection, raise_on_error=False)
     assert not failed.success
-    for run in instance.get_runs():
-        captured.append(str(run.tags) + str(run.run_config))
-        captured.extend(str(entry) for entry in instance.all_logs(run.run_id))
-    captured.extend(r.getMessage() for r in caplog.records)
-    captured.append(caplog.text)
-    with sqlite_engine.connect() as conn:
-        captured.extend(str(v) for (v,) in conn.execute(select(alerts.c.message)))
-        captured.extend(str(v) for (v,) in conn.execute(select(sync_runs.c.error)))
-        captured.extend(str(v) for (v,) in conn.execute(select(integration_objects.c.last_error)))
-        captured.append(" ".join(str(r) for r in conn.execute(text("SELECT * FROM integrations"))))
+    captured += _what_runs_record(instance) + _what_is_logged_and_stored(caplog, sqlite_engine)
     haystack = "\n".join(captured)
     assert "check the username and password" in haystack  # the refusal was recorded
     assert "reader@127.0.0.1" in haystack or "'reader'@'127.0.0.1'" in haystack
