@@ -390,7 +390,7 @@ def test_statement_timeout_ends_a_slow_read_as_transient(
 
 
 #: Large enough that the rows still in flight after a kill (socket buffers) are a small part.
-FEED_ROWS = 12_000
+FEED_ROWS = 20_000
 _FEED = {
     "postgres": "INSERT INTO crm.feed SELECT g, repeat(md5(g::text), 32), "
                 "timestamp '2024-03-01 12:00:00' + g * interval '1 second' "
