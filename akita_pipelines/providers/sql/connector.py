@@ -298,9 +298,11 @@ class SqlConnector:
     def _page(self, rows: Any, keys: list[str], source: SqlSource, zone: tzinfo) -> Page:
         records: list[dict[str, Any]] = []
         checkpoint: datetime | None = None
+        # The driver's own value, not its JSON text: a datetime needs no parsing back.
+        at = keys.index(source.cursor) if source.cursor in keys else None
         for row in rows:
             record = {k: json_safe(v) for k, v in zip(keys, row, strict=True)}
-            raw = record.get(source.cursor)
+            raw = row[at] if at is not None else None
             if isinstance(raw, str) and raw.startswith("0000-00-00"):
                 # MySQL's zero date ("no date"; drivers hand it over as text): like NULL.
                 raw = record[source.cursor] = None
