@@ -663,3 +663,10 @@ def test_duckdb_timestamptz_cursor_is_an_instant_whatever_the_zone(
     pages = _read(config, "accounts", since)
     assert _ids(pages) == [7, 8, 9, 10]
     assert pages[0].records[0]["updated_at"] == "2024-03-01T17:00:07Z"
+
+
+def test_missing_mariadb_binaries_fail_the_fixture_saying_what_to_run() -> None:
+    from akita_pipelines_tests.mariadb import _bin
+
+    with pytest.raises(RuntimeError, match="make system-deps"):
+        _bin("mariadbd-that-is-not-installed")
