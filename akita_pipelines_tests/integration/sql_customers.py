@@ -76,13 +76,16 @@ class CustomerDb:
         finally:
             engine.dispose()
 
-    def scalar(self, sql: str) -> Any:
+    def rows(self, sql: str) -> list[Any]:
         engine = create_engine(self.owner_url, poolclass=NullPool)
         try:
             with engine.connect() as conn:
-                return conn.execute(text(sql)).scalar()
+                return list(conn.execute(text(sql)))
         finally:
             engine.dispose()
+
+    def scalar(self, sql: str) -> Any:
+        return self.rows(sql)[0][0]
 
     def create_crm(self) -> None:
         ts, flag = _TIMESTAMP[self.kind], _BOOLEAN[self.kind]

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.exc import OperationalError
 
 from akita_pipelines.core.errors import AuthError, ConfigError, TransientError
@@ -357,20 +357,11 @@ def _kill_readers(db: CustomerDb) -> int:
     if db.kind == "postgres":
         return int(db.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                              "WHERE usename = 'reader'"))
-    ids = [row for row in _rows(db, "SELECT id FROM information_schema.processlist "
-                                    "WHERE user = 'reader'")]
-    for (conn_id,) in ids:
-        db.execute(f"KILL CONNECTION {int(conn_id)}")
+    ids = [int(conn_id) for (conn_id,) in db.rows(
+        "SELECT id FROM information_schema.processlist WHERE user = 'reader'")]
+    for conn_id in ids:
+        db.execute(f"KILL CONNECTION {conn_id}")
     return len(ids)
-
-
-def _rows(db: CustomerDb, sql: str) -> list[Any]:
-    engine = create_engine(db.owner_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql)))
-    finally:
-        engine.dispose()
 
 
 _SLEEPY = {"postgres": "SELECT id, updated_at, pg_sleep(1)::text AS s FROM crm.companies",
