@@ -59,7 +59,7 @@ def upsert_interactions(conn: Connection, *, customer_id: str, integration_id: s
     if not records:
         return {}
     keys = ["integration_id", "interaction_type", "external_id"]
-    set_sql = {c: f"excluded.{c}" for c in INTERACTION_UPDATE}
+    set_sql = bulk.excluded(INTERACTION_UPDATE)
     if conn.dialect.name == "postgresql":
         columns = _interaction_columns(customer_id, integration_id, records, now)
         result = bulk.upsert(conn, interactions, columns, keys=keys, set_sql=set_sql,
@@ -349,8 +349,8 @@ def _write_links(conn: Connection, customer_id: str, kind: Kind, links_: Sequenc
              column: link.entity if isinstance(link.entity, int) else new_ids.get(link.entity),
              "customer_id": customer_id, "rule": link.rule, "score": link.score,
              "evidence": link.evidence, "linked_at": now} for link in links_]
-    bulk.upsert(conn, links, rows, keys=["interaction_id"], set_sql={
-        c: f"excluded.{c}" for c in (column, "rule", "score", "evidence", "linked_at")})
+    bulk.upsert(conn, links, rows, keys=["interaction_id"],
+                set_sql=bulk.excluded([column, "rule", "score", "evidence", "linked_at"]))
 
 
 def _write_keys(conn: Connection, customer_id: str, kind: Kind,
@@ -579,7 +579,7 @@ def link_related(conn: Connection, customer_id: str, *,
                                    "rule": rule, "score": 1.0, "evidence": {},
                                    "linked_at": now} for i, (e, rule) in sorted(mapping.items())],
                     keys=["interaction_id"],
-                    set_sql={c: f"excluded.{c}" for c in (column, "rule", "linked_at")})
+                    set_sql=bulk.excluded([column, "rule", "linked_at"]))
         written += len(mapping)
     return written
 
