@@ -22,13 +22,19 @@ $(STAMP): setup.py pyproject.toml
 
 install: $(STAMP)
 
-# PostgreSQL binaries for the throwaway test servers (initdb, pg_ctl) and Chromium for the
-# browser test (pip's playwright drives it; never `playwright install`); Debian's packages.
+# PostgreSQL and MariaDB binaries for the throwaway test servers (initdb, pg_ctl;
+# mariadb-install-db, mariadbd) and Chromium for the browser test (pip's playwright drives it;
+# never `playwright install`); Debian's packages.
 system-deps:
 	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  echo "installing PostgreSQL binaries (apt-get install postgresql)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "PostgreSQL binaries are missing: install the 'postgresql' package"; exit 1; fi; \
+	fi
+	@if [ ! -x /usr/sbin/mariadbd ] || ! command -v mariadb-install-db >/dev/null; then \
+	  echo "installing MariaDB binaries (apt-get install mariadb-server)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null; \
+	  else echo "MariaDB binaries are missing: install the 'mariadb-server' package"; exit 1; fi; \
 	fi
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  echo "installing Chromium (apt-get install chromium)"; \

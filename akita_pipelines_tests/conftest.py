@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from akita_pipelines.db.engine import make_engine
 from akita_pipelines.db.migrate import upgrade
+from akita_pipelines_tests.mariadb import mariadb_server
 from akita_pipelines_tests.pg import postgres_server
 
 _db_counter = itertools.count()
@@ -28,6 +29,13 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:
     with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mariadb_admin_url() -> Iterator[str]:
+    """A throwaway MariaDB server (the sql provider's MySQL / MariaDB customers)."""
+    with mariadb_server() as url:
         yield url
 
 

@@ -9,8 +9,9 @@ import traceback
 from benchmarks.common import SIZE, Figure, render
 
 MODULES = ["bench_orchestration", "bench_batches", "bench_scheduler", "bench_sync",
-           "bench_writes", "bench_dlt", "bench_backfill", "bench_faults", "bench_matching",
-           "matching_sets", "bench_push", "bench_scale"]  # bench_scale: BENCH_SCALE=1 or large
+           "bench_writes", "bench_dlt", "bench_backfill", "bench_bulk", "bench_faults",
+           "bench_matching", "matching_sets", "bench_push", "bench_sql_sources",
+           "bench_scale"]  # bench_scale: BENCH_SCALE=1 or large
 
 
 def main() -> int:

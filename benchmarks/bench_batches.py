@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -27,10 +26,10 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from benchmarks.common import SIZE, Figure
+from benchmarks.common import BIN, SIZE, Figure, real_stack_base
+from benchmarks.common import find_postmaster as find_postmaster  # bench_scale imports it here
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 TICKS = os.sysconf("SC_CLK_TCK")
 
 TRIVIAL = textwrap.dedent("""
@@ -82,19 +81,6 @@ def tree_cpu(session: int, postmaster: int | None) -> float:
                               and (int(entry) == postmaster or ppid == postmaster)):
             ticks += cpu
     return ticks / TICKS
-
-
-def find_postmaster(port: int) -> int | None:
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmd and cmd[0].endswith(b"postgres") and str(port).encode() in b" ".join(cmd):
-            return int(entry)
-    return None
 
 
 @dataclass
@@ -237,11 +223,6 @@ def _seed(akita_url: str, sandbox_info: dict[str, str], n: int) -> None:
 
 
 def run() -> list[Figure]:
-    from akita_pipelines.db.engine import akita_home
-    from akita_pipelines.sandbox.server import start_sandbox
-    from akita_pipelines_tests.e2e.stack import _create_database
-    from akita_pipelines_tests.pg import postgres_server
-
     integrations = 2000 if SIZE == "large" else int(os.environ.get("BENCH_BATCH_TENANTS", 200))
     window = float(os.environ.get("BENCH_BATCH_WINDOW", 120))
     logs = ROOT / "test-artifacts" / "bench-batches"
@@ -249,13 +230,9 @@ def run() -> list[Figure]:
     logs.mkdir(parents=True)
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        admin_url = stack.enter_context(postgres_server())
-        port = int(admin_url.rsplit(":", 1)[1].split("/")[0])
-        postmaster = find_postmaster(port)
-        akita_url = _create_database(admin_url, "akita")
-        sandbox = stack.enter_context(start_sandbox(base_port=0, seed=11,
-                                                    providers=["salesforce"]))
-        _seed(akita_url, sandbox.urls["salesforce"], integrations)
+        base = real_stack_base(stack)
+        admin_url, akita_url, postmaster = base.admin_url, base.akita_url, base.postmaster
+        _seed(akita_url, base.salesforce, integrations)
         objects = _count(akita_url, "SELECT count(*) FROM integration_objects")
         (tmp / "trivial.py").write_text(TRIVIAL)
         akita_ws, trivial_ws = tmp / "akita.yaml", tmp / "trivial.yaml"
@@ -264,15 +241,7 @@ def run() -> list[Figure]:
                             f"      working_directory: {ROOT}\n")
         trivial_ws.write_text(f"load_from:\n  - python_file:\n      relative_path: "
                               f"{tmp / 'trivial.py'}\n      location_name: trivial\n")
-        host_port = admin_url.split("@", 1)[1].split("/", 1)[0]
-        host, pg_port = host_port.split(":")
-        base_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-                    "DAGSTER_PG_HOST": host, "DAGSTER_PG_PORT": pg_port,
-                    "DAGSTER_PG_USER": "akita", "DAGSTER_PG_PASSWORD": "unused-trust-auth",
-                    "AKITA_DATABASE_URL": akita_url, "PYTHONUNBUFFERED": "1",
-                    # The key the seeded credentials were encrypted with.
-                    "AKITA_HOME": str(akita_home()),
-                    "BENCH_TRIVIAL_RUNS": str(tmp / "trivial_runs")}
+        base_env = {**base.env, "BENCH_TRIVIAL_RUNS": str(tmp / "trivial_runs")}
         # The runs-per-provider figure matches deploy/dagster.postgres.yaml's limit of 5.
         phases = []
         for name, size in (("batch", "50"), ("single", "1")):

@@ -98,8 +98,8 @@ def _pg_instance(admin_url: str, name: str, home: Path) -> Any:
 
 def sensor_tick(admin_url: str, n_objects: int, tmp: Path, repeats: int = 5
                 ) -> tuple[float, float, float, int, int]:
-    """(best, median seconds per evaluation, median before ANALYZE, run requests,
-    integrations in flight)."""
+    """(best, median seconds per evaluation, the first evaluation right after the bulk load,
+    run requests, integrations in flight)."""
     import statistics
 
     from dagster import DagsterRunStatus, SensorResult, build_sensor_context
@@ -114,8 +114,6 @@ def sensor_tick(admin_url: str, n_objects: int, tmp: Path, repeats: int = 5
     akita_url = _create_database(admin_url, f"akita_{n_objects}")
     engine = make_engine(akita_url)
     upgrade(engine)
-    populate(engine, n_objects)
-    engine.dispose()
     ids = [f"salesforce.c{i}" for i in range(max(1, n_objects // len(TYPES)))]
     instance = _pg_instance(admin_url, f"dagster_{n_objects}", tmp / f"home_{n_objects}")
     try:
@@ -143,7 +141,8 @@ def sensor_tick(admin_url: str, n_objects: int, tmp: Path, repeats: int = 5
                 "akita/integrations": ",".join(chunk)}, status=status)
             if status != DagsterRunStatus.SUCCESS:
                 held += len(chunk)
-        def evaluate(repeats: int) -> tuple[float, float, int]:
+        def evaluate(repeats: int) -> tuple[list[float], int]:
+            """(seconds of each evaluation, run requests)."""
             times, requests = [], 0
             for _ in range(repeats):
                 context = build_sensor_context(instance=instance, definitions=defs,
@@ -153,18 +152,22 @@ def sensor_tick(admin_url: str, n_objects: int, tmp: Path, repeats: int = 5
                 times.append(time.perf_counter() - t0)
                 assert isinstance(result, SensorResult)
                 requests = len(result.run_requests or [])
-            return min(times), statistics.median(times), requests
+            return times, requests
 
         # Right after the bulk load PostgreSQL has no statistics on the new rows yet (autovacuum
-        # analyzes them within a minute or so); then the steady state, statistics current.
-        _, fresh, _ = evaluate(3)
+        # analyzes them within a minute or so): the first tick after it, whatever that tick does
+        # about them; then the steady state, statistics current. The load comes last so that
+        # autovacuum has not run in between.
+        populate(engine, n_objects)
+        engine.dispose()
+        fresh = evaluate(1)[0][0]
         for url in (akita_url, admin_url.rsplit("/", 1)[0] + f"/dagster_{n_objects}"):
             analyze = create_engine(url, isolation_level="AUTOCOMMIT")
             with analyze.connect() as conn:
                 conn.execute(text("ANALYZE"))
             analyze.dispose()
-        best, median, requests = evaluate(repeats)
-        return best, median, fresh, requests, held
+        times, requests = evaluate(repeats)
+        return min(times), statistics.median(times), fresh, requests, held
     finally:
         instance.dispose()
 
@@ -182,8 +185,8 @@ def run_sensor() -> list[Figure]:
                 f"scheduler tick, real sensor, {n:,} objects (PostgreSQL)",
                 f"{median * 1000:.0f} ms", f"best {best * 1000:.0f} ms", "—", "≤ 1 s",
                 f"{'met' if median <= 1.0 else 'NOT met'}; statistics current (ANALYZE); "
-                f"{fresh * 1000:.0f} ms right after the bulk load, before PostgreSQL's "
-                f"statistics know the rows; {n // len(TYPES):,} partitions, "
+                f"{fresh * 1000:.0f} ms for the first tick right after the bulk load, "
+                f"before autovacuum has analysed the rows; {n // len(TYPES):,} partitions, "
                 f"{IN_FLIGHT_STARTED + IN_FLIGHT_QUEUED} runs in flight holding {held:,} "
                 f"integrations, {FINISHED_RUNS} finished runs, {requests} run requests; "
                 "sensor evaluation only (not the daemon's run creation)"))

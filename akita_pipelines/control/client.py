@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -363,34 +363,43 @@ class DagsterControl:
                      timeout_seconds: float | None = None,
                      on_change: Callable[[RunOutcome], None] | None = None,
                      sleep: Callable[[float], None] = time.sleep) -> RunOutcome:
-        """Poll until the run is done (or the timeout passes: :class:`ControlError`)."""
-        deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+        """Poll until the run is done (or the timeout passes: :class:`ControlError`);
+        ``on_change`` hears of each new status."""
         last: str | None = None
-        while True:
-            outcome = self.run(run_id)
+
+        def seen(outcome: RunOutcome) -> None:
+            nonlocal last
             if outcome.status != last and on_change is not None:
                 on_change(outcome)
             last = outcome.status
-            if outcome.done:
-                return outcome
-            if deadline is not None and time.monotonic() > deadline:
-                raise ControlError(f"run {run_id} still {outcome.status} after "
-                                   f"{timeout_seconds:g} s")
-            sleep(poll_seconds)
+
+        return _poll(lambda: self.run(run_id), f"run {run_id}", seen, poll_seconds=poll_seconds,
+                     timeout_seconds=timeout_seconds, sleep=sleep)
 
     def wait_for_backfill(self, backfill_id: str, *, poll_seconds: float = 2.0,
                           timeout_seconds: float | None = None,
                           on_progress: Callable[[BackfillProgress], None] | None = None,
                           sleep: Callable[[float], None] = time.sleep) -> BackfillProgress:
         """Poll until the backfill is done, reporting each poll to ``on_progress``."""
-        deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
-        while True:
-            progress = self.backfill(backfill_id)
-            if on_progress is not None:
-                on_progress(progress)
-            if progress.done:
-                return progress
-            if deadline is not None and time.monotonic() > deadline:
-                raise ControlError(f"backfill {backfill_id} still {progress.status} after "
-                                   f"{timeout_seconds:g} s")
-            sleep(poll_seconds)
+        return _poll(lambda: self.backfill(backfill_id), f"backfill {backfill_id}",
+                     on_progress or (lambda _: None), poll_seconds=poll_seconds,
+                     timeout_seconds=timeout_seconds, sleep=sleep)
+
+
+_Polled = TypeVar("_Polled", RunOutcome, BackfillProgress)
+
+
+def _poll(fetch: Callable[[], _Polled], what: str, seen: Callable[[_Polled], None], *,
+          poll_seconds: float, timeout_seconds: float | None,
+          sleep: Callable[[float], None]) -> _Polled:
+    """Fetch until the answer is done, handing each answer to ``seen``; ControlError naming
+    ``what`` and its status once ``timeout_seconds`` have passed."""
+    deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+    while True:
+        answer = fetch()
+        seen(answer)
+        if answer.done:
+            return answer
+        if deadline is not None and time.monotonic() > deadline:
+            raise ControlError(f"{what} still {answer.status} after {timeout_seconds:g} s")
+        sleep(poll_seconds)

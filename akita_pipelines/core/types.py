@@ -11,6 +11,9 @@ from typing import Any
 #: (so contacts can link to their account) before the records that refer to both.
 STANDARD_TYPES: tuple[str, ...] = ("accounts", "contacts", "deals", "tickets", "tasks")
 
+#: The types matched into Accounts and Contacts; every other type is linked to them.
+MATCHED_TYPES: tuple[str, ...] = ("accounts", "contacts")
+
 
 def type_order(interaction_type: str) -> int:
     """Sort key placing standard types in dependency order and custom types after them."""
@@ -46,6 +49,9 @@ class TypedRecord:
 
     ``account_ref`` / ``contact_ref`` are the *source* ids of the account or contact the record
     belongs to in the same provider (a contact's AccountId, a deal's company).
+    ``requester_email`` names the person a linked record (a ticket, a task) comes from when the
+    source gives an email rather than an id: it links the record to that Contact, and unlike
+    ``email`` it says nothing about the record's Account. Accounts and contacts leave it empty.
     """
 
     interaction_type: str
@@ -59,5 +65,6 @@ class TypedRecord:
     last_name: str | None = None
     account_ref: str | None = None
     contact_ref: str | None = None
+    requester_email: str | None = None
     deleted: bool = False
     fields: Mapping[str, Any] = field(default_factory=dict)

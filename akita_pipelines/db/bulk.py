@@ -13,7 +13,11 @@ value needs escaping, instead of a Python call per value.
 
 SQLite: one ``executemany`` of a prepared statement on the driver's cursor, values converted by
 the columns' own bind processors (so they are stored as SQLAlchemy stores them), without
-SQLAlchemy's per-row parameter compilation, which costs more than SQLite's own work.
+SQLAlchemy's per-row parameter compilation, which costs more than SQLite's own work. An
+upsert that reports what it wrote (RETURNING) sends multi-row statements instead.
+
+One row goes through the same door (a customer saved, a webhook counted): which database
+decides the SQL here only.
 
 Identifiers come from our own ``Table`` objects, never from input; values travel as COPY text
 or array literals (escaped here), or as driver parameters.
@@ -206,6 +210,7 @@ def _pg_upsert(conn: Connection, table: Table, columns: Columns, *,
 
 def _on_conflict(keys: Sequence[str], set_sql: Mapping[str, str] | None,
                  where_sql: str | None) -> str:
+    """The ``ON CONFLICT`` clause of :func:`upsert`, the same on both databases."""
     conflict = ", ".join(_quote(k) for k in keys)
     if not set_sql:
         return f" ON CONFLICT ({conflict}) DO NOTHING"
@@ -274,21 +279,22 @@ def _copy_insert(conn: Connection, table: Table, columns: Columns) -> None:
         cursor.close()
 
 
-def _sqlite_write(conn: Connection, table: Table, columns: Columns, *,
-                          keys: Sequence[str] = (),
-                          set_sql: Mapping[str, str] | None = None,
-                          where_sql: str | None = None) -> None:
-    """Insert or upsert rows given column by column on SQLite with one driver-level
-    ``executemany``; ``keys`` empty for a plain INSERT, ``set_sql`` as for :func:`upsert`."""
-    if not len(next(iter(columns.values()), ())):
-        return
-    names = list(columns)
-    target = _quote(table.name)
-    sql = (f"INSERT INTO {target} ({', '.join(_quote(c) for c in names)}) "
-           f"VALUES ({', '.join('?' for _ in names)})")
+def _sqlite_statement(table: Table, names: Sequence[str], keys: Sequence[str],
+                      set_sql: Mapping[str, str] | None, rows: int = 1,
+                      where_sql: str | None = None) -> str:
+    """``INSERT`` of ``rows`` rows (``?`` placeholders) with the ``ON CONFLICT`` clause of
+    :func:`upsert` when ``keys`` are given."""
+    row = f"({', '.join('?' for _ in names)})"
+    sql = (f"INSERT INTO {_quote(table.name)} ({', '.join(_quote(c) for c in names)}) "
+           f"VALUES {', '.join(repeat(row, rows))}")
     if keys:
         sql += _on_conflict(keys, set_sql, where_sql)
-    # Column by column: one map() per column instead of a Python call per value.
+    return sql
+
+
+def _sqlite_rows(conn: Connection, table: Table, columns: Columns) -> list[tuple[Any, ...]]:
+    """The rows as driver parameters, converted column by column by the columns' own bind
+    processors (one map() per column instead of a Python call per value)."""
     converted = []
     for c, values in columns.items():
         column_type = table.c[c].type
@@ -300,7 +306,41 @@ def _sqlite_write(conn: Connection, table: Table, columns: Columns, *,
             # write differently (NaN, big integers …) or refuse (a datetime still raises).
             processor = partial(jsonfast.dumps, stdlib=processor)
         converted.append(values if processor is None else _convert(processor, values))
-    conn.exec_driver_sql(sql, list(zip(*converted, strict=True)))
+    return list(zip(*converted, strict=True))
+
+
+def _sqlite_write(conn: Connection, table: Table, columns: Columns, *,
+                  keys: Sequence[str] = (), set_sql: Mapping[str, str] | None = None,
+                  where_sql: str | None = None) -> None:
+    """Insert or upsert rows given column by column on SQLite with one driver-level
+    ``executemany``; ``keys`` empty for a plain INSERT, ``set_sql`` as for :func:`upsert`."""
+    if not len(next(iter(columns.values()), ())):
+        return
+    conn.exec_driver_sql(_sqlite_statement(table, list(columns), keys, set_sql,
+                                           where_sql=where_sql),
+                         _sqlite_rows(conn, table, columns))
+
+
+#: Bound parameters in one SQLite statement: the smallest limit SQLite builds have used.
+_SQLITE_PARAMETERS = 999
+
+
+def _sqlite_returning(conn: Connection, table: Table, columns: Columns, *,
+                      keys: Sequence[str], set_sql: Mapping[str, str] | None,
+                      returning: Sequence[str]) -> list[tuple[Any, ...]]:
+    """SQLite upsert that reports the rows it wrote: an ``executemany`` returns nothing, so
+    multi-row ``INSERT … VALUES … RETURNING`` statements, as many rows each as the parameter
+    limit allows (for the few rows that need it: a notification's event ids)."""
+    rows = _sqlite_rows(conn, table, columns)
+    names = list(columns)
+    per_statement = max(1, _SQLITE_PARAMETERS // len(names))
+    tail = " RETURNING " + ", ".join(_quote(c) for c in returning)
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start:start + per_statement]
+        sql = _sqlite_statement(table, names, keys, set_sql, len(chunk)) + tail
+        found += map(tuple, conn.exec_driver_sql(sql, tuple(itertools.chain(*chunk))).all())
+    return found
 
 
 def _convert(processor: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
@@ -375,25 +415,35 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]] | C
             (column name → one value per row).
         keys: the conflict target (a unique constraint's columns).
         set_sql: column → SQL expression for ``DO UPDATE SET`` (may use ``excluded.col`` and
-            the table's own columns); empty or None means ``DO NOTHING``.
+            the table's own columns, qualified by the table's name; :func:`excluded` for the
+            new row's values); empty or None means ``DO NOTHING``.
         where_sql: update a conflicting row only where this SQL condition holds (it may use
             ``excluded.col`` and the table's own columns); other conflicting rows are left as
-            they are, unwritten.
-        returning: columns to return for every inserted or updated row, on PostgreSQL only
-            (SQLite's driver path returns nothing: read the rows back).
+            they are, unwritten (not with ``returning`` on SQLite).
+        returning: columns to return for every inserted or updated row (not for the rows
+            ``DO NOTHING`` skipped). On SQLite this costs a statement per few hundred rows
+            instead of one ``executemany``: for many rows, read them back instead.
     """
     postgresql = _postgresql(conn)
-    if returning and not postgresql:
-        raise ValueError("RETURNING from a bulk upsert needs PostgreSQL: read the rows back")
     result: list[tuple[Any, ...]] = []
     for columns in _as_columns(rows):
         if postgresql:
             result += _pg_upsert(conn, table, columns, keys=keys, set_sql=set_sql or {},
                                  where_sql=where_sql, returning=returning)
+        elif returning:
+            if where_sql:
+                raise ValueError("where_sql with returning is not supported on SQLite")
+            result += _sqlite_returning(conn, table, columns, keys=keys, set_sql=set_sql,
+                                        returning=returning)
         else:
             _sqlite_write(conn, table, columns, keys=keys, set_sql=set_sql,
                           where_sql=where_sql)
     return result
+
+
+def excluded(columns: Sequence[str]) -> dict[str, str]:
+    """``set_sql`` for :func:`upsert` that takes the new row's value of each column."""
+    return {c: f"excluded.{_quote(c)}" for c in columns}
 
 
 def insert_new(conn: Connection, table: Table,

@@ -1,17 +1,16 @@
-"""Dialect-specific statements: INSERT … ON CONFLICT and set membership on SQLite and
-PostgreSQL."""
+"""Set membership in one bound parameter on SQLite and PostgreSQL (writes choose their SQL in
+:mod:`akita_pipelines.db.bulk`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     String,
-    Table,
     Text,
     any_,
     bindparam,
@@ -20,30 +19,7 @@ from sqlalchemy import (
     literal_column,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
-
-
-def insert_for(conn: Connection, table: Table) -> Any:
-    """The dialect's INSERT construct (it has ``on_conflict_do_update``)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"unsupported database dialect {conn.dialect.name!r}")
-
-
-def upsert(conn: Connection, table: Table, keys: Sequence[str], values: Mapping[str, Any] | None,
-           *, update: Sequence[str]) -> Insert:
-    """INSERT … ON CONFLICT (keys) DO UPDATE SET the ``update`` columns from the new row."""
-    stmt = insert_for(conn, table)
-    if values is not None:
-        stmt = stmt.values(**values)
-    if not update:
-        return stmt.on_conflict_do_nothing(index_elements=list(keys))  # type: ignore[no-any-return]
-    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
-        index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
-    )
+from sqlalchemy.dialects import postgresql
 
 
 def text_array(values: Iterable[Any]) -> str:

@@ -50,8 +50,8 @@ from akita_pipelines.processing.resolve import (
 )
 
 INTERACTION_UPDATE = ["name", "email", "website", "domain", "phone", "first_name", "last_name",
-                       "account_ref", "contact_ref", "fields", "source_updated_at", "deleted_at",
-                       "updated_at"]
+                       "account_ref", "contact_ref", "requester_email", "fields",
+                       "source_updated_at", "deleted_at", "updated_at"]
 
 
 def upsert_interactions(conn: Connection, *, customer_id: str, integration_id: str,
@@ -61,7 +61,7 @@ def upsert_interactions(conn: Connection, *, customer_id: str, integration_id: s
     if not records:
         return {}
     keys = ["integration_id", "interaction_type", "external_id"]
-    set_sql = {c: f"excluded.{c}" for c in INTERACTION_UPDATE}
+    set_sql = bulk.excluded(INTERACTION_UPDATE)
     if conn.dialect.name == "postgresql":
         columns = _interaction_columns(customer_id, integration_id, records, now)
         result = bulk.upsert(conn, interactions, columns, keys=keys, set_sql=set_sql,
@@ -98,6 +98,7 @@ def _interaction_columns(customer_id: str, integration_id: str,
         "domain": [domain for _, domain in records], "phone": attribute("phone"),
         "first_name": attribute("first_name"), "last_name": attribute("last_name"),
         "account_ref": attribute("account_ref"), "contact_ref": attribute("contact_ref"),
+        "requester_email": attribute("requester_email"),
         "fields": [dict(r.fields) for r in typed],
         "source_updated_at": attribute("updated_at"),
         "deleted_at": [(r.updated_at or now) if r.deleted else None for r in typed],
@@ -379,8 +380,8 @@ def _write_links(conn: Connection, customer_id: str, kind: Kind, links_: Sequenc
              column: link.entity if isinstance(link.entity, int) else new_ids.get(link.entity),
              "customer_id": customer_id, "rule": link.rule, "score": link.score,
              "evidence": link.evidence, "linked_at": now} for link in links_]
-    bulk.upsert(conn, links, rows, keys=["interaction_id"], set_sql={
-        c: f"excluded.{c}" for c in (column, "rule", "score", "evidence", "linked_at")})
+    bulk.upsert(conn, links, rows, keys=["interaction_id"],
+                set_sql=bulk.excluded([column, "rule", "score", "evidence", "linked_at"]))
 
 
 def _write_keys(conn: Connection, customer_id: str, kind: Kind,
@@ -609,7 +610,7 @@ def link_related(conn: Connection, customer_id: str, *,
                                    "rule": rule, "score": 1.0, "evidence": {},
                                    "linked_at": now} for i, (e, rule) in sorted(mapping.items())],
                     keys=["interaction_id"],
-                    set_sql={c: f"excluded.{c}" for c in (column, "rule", "linked_at")})
+                    set_sql=bulk.excluded([column, "rule", "linked_at"]))
         written += len(mapping)
     return written
 

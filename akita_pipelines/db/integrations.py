@@ -11,19 +11,16 @@ from sqlalchemy import Connection, Engine, select, update
 from akita_pipelines.config.settings import SettingLayers, resolve
 from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.core.types import Customer, Integration
-from akita_pipelines.db import secrets
-from akita_pipelines.db.dialect import upsert
+from akita_pipelines.db import bulk, secrets
 from akita_pipelines.db.schema import customers, integration_objects, integrations
 from akita_pipelines.providers.base import ProviderSpec
 
 
 def save_customer(conn: Connection, customer: Customer, now: datetime) -> None:
-    conn.execute(
-        upsert(conn, customers, ["id"], {
-            "id": customer.id, "name": customer.name, "admin_email": customer.admin_email,
-            "settings": dict(customer.settings), "created_at": now,
-        }, update=["name", "admin_email", "settings"])
-    )
+    bulk.upsert(conn, customers, [{
+        "id": customer.id, "name": customer.name, "admin_email": customer.admin_email,
+        "settings": dict(customer.settings), "created_at": now,
+    }], keys=["id"], set_sql=bulk.excluded(["name", "admin_email", "settings"]))
 
 
 def get_customer(conn: Connection, customer_id: str) -> Customer:
@@ -36,14 +33,12 @@ def get_customer(conn: Connection, customer_id: str) -> Customer:
 
 def save_integration(conn: Connection, integration: Integration, credentials: Mapping[str, Any],
                      now: datetime) -> None:
-    conn.execute(
-        upsert(conn, integrations, ["id"], {
-            "id": integration.id, "customer_id": integration.customer_id,
-            "provider": integration.provider, "config": dict(integration.config),
-            "credentials": secrets.encrypt(credentials), "settings": dict(integration.settings),
-            "state": integration.state, "created_at": now, "updated_at": now,
-        }, update=["config", "credentials", "settings", "updated_at"])
-    )
+    bulk.upsert(conn, integrations, [{
+        "id": integration.id, "customer_id": integration.customer_id,
+        "provider": integration.provider, "config": dict(integration.config),
+        "credentials": secrets.encrypt(credentials), "settings": dict(integration.settings),
+        "state": integration.state, "created_at": now, "updated_at": now,
+    }], keys=["id"], set_sql=bulk.excluded(["config", "credentials", "settings", "updated_at"]))
 
 
 def _integration(row: Any) -> Integration:

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select
 
 from akita_pipelines.core.errors import ConfigError
-from akita_pipelines.db import secrets, state
-from akita_pipelines.db.dialect import among, insert_for
+from akita_pipelines.db import bulk, secrets, state
+from akita_pipelines.db.dialect import among
 from akita_pipelines.db.integrations import get_integration
 from akita_pipelines.db.schema import (
     push_due,
@@ -115,12 +115,11 @@ def record_events(conn: Connection, subscription_id: int, event_ids: Sequence[st
     wanted = list(dict.fromkeys(event_ids))
     if not wanted:
         return set()
-    stmt = (insert_for(conn, webhook_events)
-            .values([{"subscription_id": subscription_id, "event_id": e, "received_at": now}
-                     for e in wanted])
-            .on_conflict_do_nothing(index_elements=["subscription_id", "event_id"])
-            .returning(webhook_events.c.event_id))
-    return {str(e) for e in conn.execute(stmt).scalars()}
+    new = bulk.upsert(conn, webhook_events, {
+        "subscription_id": [subscription_id] * len(wanted), "event_id": wanted,
+        "received_at": [now] * len(wanted)},
+        keys=["subscription_id", "event_id"], returning=["event_id"])
+    return {str(e) for (e,) in new}
 
 
 def push(conn: Connection, integration_id: str, types: Sequence[str], now: datetime,
@@ -130,18 +129,13 @@ def push(conn: Connection, integration_id: str, types: Sequence[str], now: datet
     ids = state.mark_due(conn, integration_id, types, now)
     if not ids:
         return []
-    stmt = insert_for(conn, push_due).values([
+    bulk.upsert(conn, push_due, [
         {"integration_object_id": i, "integration_id": integration_id,
          "first_notified_at": now, "last_notified_at": now, "notifications": notifications}
-        for i in ids])
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["integration_object_id"],
-        set_={"last_notified_at": func.max(push_due.c.last_notified_at,
-                                           stmt.excluded.last_notified_at)
-              if conn.dialect.name == "sqlite"
-              else func.greatest(push_due.c.last_notified_at, stmt.excluded.last_notified_at),
-              "notifications": push_due.c.notifications + stmt.excluded.notifications})
-    conn.execute(stmt)
+        for i in ids], keys=["integration_object_id"], set_sql={
+        "last_notified_at": "CASE WHEN excluded.last_notified_at > push_due.last_notified_at "
+                            "THEN excluded.last_notified_at ELSE push_due.last_notified_at END",
+        "notifications": "push_due.notifications + excluded.notifications"})
     return ids
 
 
@@ -195,13 +189,10 @@ def count(conn: Connection, provider: str, integration_id: str | None, outcome: 
     """Add ``n`` to the receivers' count of ``outcome``."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown webhook outcome {outcome!r}")
-    stmt = insert_for(conn, webhook_counts).values(
-        provider=provider, integration_id=integration_id or "", outcome=outcome, count=n,
-        last_at=now)
-    conn.execute(stmt.on_conflict_do_update(
-        index_elements=["provider", "integration_id", "outcome"],
-        set_={"count": webhook_counts.c.count + stmt.excluded.count,
-              "last_at": stmt.excluded.last_at}))
+    bulk.upsert(conn, webhook_counts, [
+        {"provider": provider, "integration_id": integration_id or "", "outcome": outcome,
+         "count": n, "last_at": now}], keys=["provider", "integration_id", "outcome"],
+        set_sql={"count": "webhook_counts.count + excluded.count", **bulk.excluded(["last_at"])})
 
 
 def counts(conn: Connection) -> dict[tuple[str, str, str], int]:

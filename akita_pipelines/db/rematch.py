@@ -31,7 +31,8 @@ def typed_record(row: object) -> TypedRecord:
         updated_at=r["source_updated_at"], name=r["name"], email=r["email"],
         website=r["website"], phone=r["phone"], first_name=r["first_name"],
         last_name=r["last_name"], account_ref=r["account_ref"], contact_ref=r["contact_ref"],
-        deleted=r["deleted_at"] is not None, fields=r["fields"] or {})
+        requester_email=r["requester_email"], deleted=r["deleted_at"] is not None,
+        fields=r["fields"] or {})
 
 
 def customer_ids(conn: Connection) -> list[str]:

@@ -111,6 +111,9 @@ integration_objects = Table(
     Column("checkpoint", TZ),
     # Where an interrupted full re-read or history backfill got to; it resumes from here.
     Column("full_checkpoint", TZ),
+    # How the connector continues an interrupted read whose pages are not in cursor order (a
+    # Salesforce bulk job and its next locator); stored with each page. Null: nothing to resume.
+    Column("resume_state", JSON),
     Column("last_synced_at", TZ),
     Column("last_attempt_at", TZ),
     Column("next_due_at", TZ),  # last success + 1 day / frequency, or a retry time after failure
@@ -159,6 +162,7 @@ interactions = Table(
     Column("last_name", String(200)),
     Column("account_ref", String(255)),
     Column("contact_ref", String(255)),
+    Column("requester_email", String(320)),
     Column("fields", JSON, nullable=False, default=dict),
     Column("source_updated_at", TZ),
     Column("deleted_at", TZ),
@@ -203,30 +207,25 @@ contacts = Table(
     Index("ix_contacts_customer_email", "customer_id", "email"),
 )
 
-account_links = Table(
-    "account_links",
-    metadata,
-    Column("interaction_id", ForeignKey("interactions.id"), primary_key=True),
-    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
-    Column("customer_id", ForeignKey("customers.id"), nullable=False),
-    # source_id | id | domain | email | fuzzy | reference | contact_account | new
-    Column("rule", String(50), nullable=False),
-    Column("score", Float, nullable=False, default=1.0),
-    Column("evidence", JSON, nullable=False, default=dict),
-    Column("linked_at", TZ, nullable=False),
-)
+def _links(name: str, entity: str) -> Table:
+    """Interaction → the matched account (contact) it belongs to, with the rule that linked it;
+    one table per kind, so each entity id has its own foreign key."""
+    return Table(
+        name,
+        metadata,
+        Column("interaction_id", ForeignKey("interactions.id"), primary_key=True),
+        Column(f"{entity}_id", ForeignKey(f"{entity}s.id"), nullable=False, index=True),
+        Column("customer_id", ForeignKey("customers.id"), nullable=False),
+        # source_id | id | domain | email | fuzzy | reference | contact_account | new
+        Column("rule", String(50), nullable=False),
+        Column("score", Float, nullable=False, default=1.0),
+        Column("evidence", JSON, nullable=False, default=dict),
+        Column("linked_at", TZ, nullable=False),
+    )
 
-contact_links = Table(
-    "contact_links",
-    metadata,
-    Column("interaction_id", ForeignKey("interactions.id"), primary_key=True),
-    Column("contact_id", ForeignKey("contacts.id"), nullable=False, index=True),
-    Column("customer_id", ForeignKey("customers.id"), nullable=False),
-    Column("rule", String(50), nullable=False),
-    Column("score", Float, nullable=False, default=1.0),
-    Column("evidence", JSON, nullable=False, default=dict),
-    Column("linked_at", TZ, nullable=False),
-)
+
+account_links = _links("account_links", "account")
+contact_links = _links("contact_links", "contact")
 
 # What identifies each entity, for the next batch's look-ups: tier-1 ids ("id:salesforce:001…"),
 # tier-2 keys ("k:acme.com") and tier-3 block keys ("b:…"). One row per distinct (key, entity).

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, null, select, update
 
 from akita_pipelines.db import bulk
 from akita_pipelines.db.dialect import among
@@ -45,6 +45,8 @@ class ObjectRow:
     enabled: bool
     integration_state: str
     last_error: str | None
+    #: The connector's state for continuing an interrupted read (see ``Page.resume``).
+    resume_state: dict[str, Any] | None = None
 
 
 _OBJECT_COLUMNS = (
@@ -56,6 +58,7 @@ _OBJECT_COLUMNS = (
     integration_objects.c.next_due_at, integration_objects.c.consecutive_failures,
     integration_objects.c.state, integration_objects.c.enabled,
     integrations.c.state.label("integration_state"), integration_objects.c.last_error,
+    integration_objects.c.resume_state,
 )
 
 
@@ -166,12 +169,15 @@ def _draw_seq(conn: Connection, object_id: int, n: int) -> int:
 
 
 def stage_page(conn: Connection, object_id: int, records: Sequence[StagedRecord],
-               checkpoint: datetime | None, now: datetime, *, full: bool = False) -> None:
+               checkpoint: datetime | None, now: datetime, *, full: bool = False,
+               resume: Mapping[str, Any] | None = None, set_resume: bool = False) -> None:
     """Stage one page and move the retrieval checkpoint, in the caller's transaction.
 
     A record with new content gets the object's next staging number: the processor takes it
     up. A record whose content did not change keeps its number and is not written (a full read
-    only notes that it saw it), so re-reading the lookback window costs no processing.
+    only notes that it saw it), so re-reading the lookback window costs no processing. With
+    ``set_resume`` the object's resume state becomes ``resume`` (None clears it) in the same
+    transaction: it never points past unstaged data.
     """
     # One statement may not touch a row twice: keep the last copy of a repeated id.
     records = list({r.external_id: r for r in records}.values())
@@ -194,6 +200,9 @@ def stage_page(conn: Connection, object_id: int, records: Sequence[StagedRecord]
         else:
             bulk.upsert(conn, staged_records, columns, keys=_STAGE_KEYS,
                         set_sql=_STAGE_CHANGED, where_sql=_CHANGED)
+    if set_resume:
+        conn.execute(update(integration_objects).where(integration_objects.c.id == object_id)
+                     .values(resume_state=dict(resume) if resume is not None else null()))
     if checkpoint is not None and full:
         conn.execute(update(integration_objects).where(integration_objects.c.id == object_id)
                      .values(full_checkpoint=checkpoint))

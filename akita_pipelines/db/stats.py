@@ -7,6 +7,7 @@ customer instead of seeking the keys it was given, and a look-up of one contact'
 scan that grows with the customer. So after a batch that changed a table by a fifth or more,
 the processor analyses it, outside the batch's transaction (ANALYZE samples ~30k rows whatever
 the size, and its lock conflicts only with other ANALYZE / VACUUM runs of the same table).
+The scheduler sensor does the same, each tick, for the tables its due query reads.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 #: batch at a time: a first sync stages them all before the first batch is read).
 PROCESSOR_TABLES = ("match_keys", "interactions", "accounts", "contacts", "account_links",
                     "contact_links", "staged_records")
+#: Tables the scheduler's due query reads every tick. Onboarding many tenants at once inserts
+#: their objects faster than autovacuum analyses them, and until it does the planner plans the
+#: due query for the near-empty table its statistics describe.
+SCHEDULER_TABLES = ("integration_objects", "integrations")
 #: Analyse when rows changed since the last analyse exceed this share of the estimated rows …
 STALE_SHARE = 0.2
 #: … and this many rows (small tables are cheap to read whatever the plan).

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
@@ -96,37 +97,30 @@ def _quarantine_rate(conn: Connection) -> AssetCheckResult:
                                       "quarantine_rate": MetadataValue.float(round(rate, 5))})
 
 
-@asset_check(asset="accounts", description="No two Accounts of one customer share a domain, "
-                                           "unless recorded for review (a subsidiary on its "
-                                           "parent's domain with a clearly different name).")
-def accounts_unique_domain(akita_db: AkitaDatabase) -> AssetCheckResult:
-    with akita_db.engine().connect() as conn:
-        return _unique_domain(conn)
+#: The matched assets' checks: (asset, check name, description, evaluation). Dagster runs
+#: them on request; every sync of the asset evaluates them too (:func:`evaluate_matched_checks`).
+_CHECKS: list[tuple[str, str, str, Callable[[Connection], AssetCheckResult]]] = [
+    ("accounts", "accounts_unique_domain", "No two Accounts of one customer share a domain, "
+     "unless recorded for review (a subsidiary on its parent's domain with a clearly different "
+     "name).", _unique_domain),
+    ("contacts", "contacts_with_account", "Share of Contacts without an Account (at most "
+     "50 %).", _with_account),
+    ("accounts", "quarantine_rate", "Share of retrieved records quarantined as bad (missing "
+     "fields, wrong types, unreadable; at most 1 %).", _quarantine_rate),
+]
 
 
-@asset_check(asset="contacts", description="Share of Contacts without an Account (at most "
-                                           "50 %).")
-def contacts_with_account(akita_db: AkitaDatabase) -> AssetCheckResult:
-    with akita_db.engine().connect() as conn:
-        return _with_account(conn)
+def _asset_check(asset_name: str, name: str, description: str,
+                 evaluate: Callable[[Connection], AssetCheckResult]) -> AssetChecksDefinition:
+    @asset_check(asset=asset_name, name=name, description=description)
+    def check(akita_db: AkitaDatabase) -> AssetCheckResult:
+        with akita_db.engine().connect() as conn:
+            return evaluate(conn)
+
+    return check
 
 
-@asset_check(asset="accounts", description="Share of retrieved records quarantined as bad "
-                                           "(missing fields, wrong types, unreadable; at most "
-                                           "1 %).")
-def quarantine_rate(akita_db: AkitaDatabase) -> AssetCheckResult:
-    with akita_db.engine().connect() as conn:
-        return _quarantine_rate(conn)
-
-
-CHECKS = [accounts_unique_domain, contacts_with_account, quarantine_rate]
-
-#: The checks of each matched asset, by check name (the same functions the checks run).
-_CHECKS_OF: dict[str, list[tuple[str, Callable[[Connection], AssetCheckResult]]]] = {
-    "accounts": [("accounts_unique_domain", _unique_domain),
-                 ("quarantine_rate", _quarantine_rate)],
-    "contacts": [("contacts_with_account", _with_account)],
-}
+CHECKS = [_asset_check(*entry) for entry in _CHECKS]
 
 
 def evaluate_matched_checks(engine: Engine, kind: str) -> list[AssetCheckEvaluation]:
@@ -135,7 +129,9 @@ def evaluate_matched_checks(engine: Engine, kind: str) -> list[AssetCheckEvaluat
     key = MATCHED_KEYS[kind]
     evaluations = []
     with engine.connect() as conn:
-        for name, check in _CHECKS_OF[kind]:
+        for asset_name, name, _, check in _CHECKS:
+            if asset_name != kind:
+                continue
             result = check(conn)
             evaluations.append(AssetCheckEvaluation(
                 asset_key=key, check_name=name, passed=bool(result.passed),

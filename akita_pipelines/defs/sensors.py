@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from akita_pipelines.core.clock import utcnow
-from akita_pipelines.db import integrations, state
+from akita_pipelines.db import integrations, state, stats
 from akita_pipelines.defs.assets import asset_key
 from akita_pipelines.defs.batches import BATCH_TAG, INTEGRATIONS_TAG, batch_job_name
 from akita_pipelines.defs.partitions import integrations_partitions, partitions_name
@@ -37,10 +37,15 @@ from akita_pipelines.sync.scheduler import partition_changes
 MAX_RUNS_PER_TICK = 200
 #: Due objects read per tick (several objects of one integration make one run).
 MAX_DUE_PER_TICK = 2000
-#: New partitions registered per tick at most: the daemon checks every new key on its own
-#: (about 10 ms each), so onboarding 100k integrations at once would hold one tick ~15 minutes.
-#: The rest are added on the next ticks; their runs wait for their partitions.
-MAX_NEW_PARTITIONS_PER_TICK = 1000
+#: New partitions registered per tick at most; the rest are added on the next ticks and their
+#: runs wait for their partitions.
+MAX_NEW_PARTITIONS_PER_TICK = 10_000
+#: New partitions handed to the daemon as requests (the tick's page lists them). The daemon
+#: checks each requested key with a query of its own before adding it, which holds the tick for
+#: as long as the keys take one by one; above this many the sensor registers them itself with
+#: one statement (Dagster's add_dynamic_partitions, as the daemon's own last step) and logs them
+#: on the tick.
+REQUESTED_PARTITIONS_MAX = 100
 ACTIVE_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
                    DagsterRunStatus.STARTING, DagsterRunStatus.STARTED,
                    DagsterRunStatus.CANCELING]
@@ -97,6 +102,8 @@ def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
     def akita_scheduler_sensor(context: SensorEvaluationContext,
                                akita_db: AkitaDatabase) -> SensorResult:
         now = utcnow()
+        # A bulk onboarding leaves the due query planned for tables the planner thinks small.
+        stats.analyze_stale(akita_db.engine(), stats.SCHEDULER_TABLES)
         with akita_db.engine().connect() as conn:
             registered = integrations.integration_ids_by_provider(conn)
             due = state.due_objects(conn, now, limit=MAX_DUE_PER_TICK)
@@ -112,6 +119,14 @@ def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
                 budget -= len(adds[provider])
         known = {k for keys in current.values() for k in keys}
         known |= {k for keys in adds.values() for k in keys}
+        registered_here = 0
+        if sum(len(keys) for keys in adds.values()) > REQUESTED_PARTITIONS_MAX:
+            for provider, keys in adds.items():
+                context.instance.add_dynamic_partitions(partitions_name(provider), keys)
+                context.log.info(f"registered {len(keys)} new partitions of "
+                                 f"{partitions_name(provider)}: {', '.join(keys)}")
+                registered_here += len(keys)
+            adds = {}
         due = [o for o in due if o.integration_id in known]
         batches = plan_batches(due, in_flight=in_flight_integrations(context),
                                known_providers=providers, max_runs=MAX_RUNS_PER_TICK,
@@ -125,11 +140,14 @@ def build_scheduler_sensor(providers: Mapping[str, ProviderSpec],
               for p, keys in changes.delete.items()),
         ]
         cursor = json.dumps({"last_tick": now.isoformat(), "due_objects": len(due),
+                             "partitions_registered": registered_here,
                              "runs_requested": len(run_requests),
                              "integrations_requested": sum(len(b.runs) for b in batches)})
         if not run_requests and not partition_requests:
             reason = (f"{len(due)} due objects, all of integrations with a run in flight"
                       if due else "nothing due")
+            if registered_here:
+                reason += f"; {registered_here} new partitions registered"
             return SensorResult(skip_reason=reason, cursor=cursor)
         return SensorResult(run_requests=run_requests,
                             dynamic_partitions_requests=partition_requests, cursor=cursor)

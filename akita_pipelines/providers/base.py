@@ -38,12 +38,22 @@ class Stream:
     to_typed: Callable[[Mapping[str, Any]], TypedRecord]
 
 
+def by_type(*streams: Stream) -> Mapping[str, Stream]:
+    """A provider's streams keyed by their interaction type."""
+    return {s.interaction_type: s for s in streams}
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of changed records and the cursor value it is safe to resume from."""
 
     records: list[dict[str, Any]]
     checkpoint: datetime | None
+    #: What the connector needs to continue this same read after this page (a bulk job and
+    #: its next locator, when the records come in no cursor order); stored with the page, in
+    #: its transaction, and handed back as :attr:`ConnectionContext.resume`. None: nothing to
+    #: continue (the read ended, or the checkpoint is the resume point).
+    resume: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,10 @@ class ConnectionContext:
     credentials: CredentialStore
     http: HttpClient
     page_size: int = 2000
+    #: A history read (a first sync, a full re-sync, a backfill), not an increment.
+    history: bool = False
+    #: The resume state of this object's interrupted read (see :attr:`Page.resume`).
+    resume: Mapping[str, Any] | None = None
 
 
 class Connector(Protocol):
@@ -83,6 +97,9 @@ class ProviderSpec:
     #: Builds a stream from an integration's configuration, for custom interaction types (a
     #: Salesforce custom object, a table, an endpoint): ``config["streams"][name]``.
     custom_stream: Callable[[str, Mapping[str, Any]], Stream] | None = None
+    #: Refuses (ConfigError) an integration's config the streams cannot judge, such as a
+    #: connection URL that carries a password; called when the integration is registered.
+    check_config: Callable[[Mapping[str, Any]], object] | None = None
     #: Whether a complete full read shows every live record, so that what it does not see can
     #: be marked deleted (not for a file inbox: an old file taken away deletes nothing).
     full_read_is_complete: bool = True

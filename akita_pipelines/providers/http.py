@@ -101,6 +101,16 @@ def json_object(response: requests.Response, what: str) -> dict[str, Any]:
     return body
 
 
+def error_body(response: requests.Response) -> dict[str, Any]:
+    """An error response's body as a JSON object, ``{}`` when it is none: error hooks read it
+    for the provider's codes, and a garbled body must not hide the status behind it."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def retry_after_seconds(response: requests.Response) -> float | None:
     """Parse ``Retry-After`` (seconds or an HTTP date)."""
     value = response.headers.get("Retry-After")

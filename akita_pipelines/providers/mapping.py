@@ -8,7 +8,10 @@ field and ``fields``, a mapping of TypedRecord attributes onto source fields::
      "fields": {"name": "company_name", "website": "site", "account_ref": "company.id"}}
 
 Source field names may be dotted paths into nested objects (REST payloads). Everything not
-mapped stays in ``TypedRecord.fields``.
+mapped stays in ``TypedRecord.fields``. A linked record (not an account or contact) whose
+config maps no ``requester_email`` takes it from the first unmapped field of
+:data:`REQUESTER_FIELDS` that holds an email address: tables and exports of tickets name
+their requester's email column in these few ways.
 """
 
 from __future__ import annotations
@@ -24,13 +27,18 @@ from typing import Any
 
 from akita_pipelines.core.clock import parse_datetime
 from akita_pipelines.core.errors import ConfigError
-from akita_pipelines.core.types import TypedRecord
+from akita_pipelines.core.types import MATCHED_TYPES, TypedRecord
 from akita_pipelines.providers.base import Stream
+from akita_pipelines.providers.payload import first_email
 
 #: TypedRecord attributes a stream config may map; ``external_id``, ``updated_at`` and ``deleted``
 #: come from ``primary_key``, ``updated_at`` and ``deleted``.
 MAPPABLE: tuple[str, ...] = ("name", "email", "website", "phone", "first_name", "last_name",
-                             "account_ref", "contact_ref")
+                             "account_ref", "contact_ref", "requester_email")
+
+#: Where a linked record's requester email is looked for when the config maps none, in order.
+REQUESTER_FIELDS: tuple[str, ...] = ("requester_email", "RequesterEmail", "SuppliedEmail",
+                                     "from_email", "email")
 
 _FALSE_WORDS = frozenset({"", "0", "false", "f", "no", "n", "null", "none"})
 
@@ -186,12 +194,15 @@ class FieldMapping:
                                                  typed.get("last_name")) if p)
         deleted = is_deleted(lookup(payload, self.deleted)) if self.deleted else False
         consumed = {p.split(".")[0] for p in self.source_fields()}
+        rest = {k: v for k, v in payload.items() if k not in consumed}
+        if "requester_email" not in self.fields and self.interaction_type not in MATCHED_TYPES:
+            typed["requester_email"] = first_email(rest, REQUESTER_FIELDS)
         return TypedRecord(
             interaction_type=self.interaction_type,
             external_id=record_id,
             updated_at=updated_at,
             deleted=deleted,
-            fields={k: v for k, v in payload.items() if k not in consumed},
+            fields=rest,
             **typed,
         )
 

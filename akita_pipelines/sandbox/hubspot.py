@@ -56,6 +56,7 @@ from werkzeug.wrappers import Request, Response
 
 from akita_pipelines.sandbox.admin import serve
 from akita_pipelines.sandbox.churn import ChurnMeter
+from akita_pipelines.sandbox.emulator import AdminSurface, known, own_name
 from akita_pipelines.sandbox.webhooks import WebhookOutbox, json_body, subscription_answer
 from akita_pipelines.sandbox.world import World
 
@@ -124,7 +125,6 @@ ASSOCIATION_TYPES: dict[tuple[str, str], tuple[int | None, int]] = {
 HUB_ID = 24_681_357
 SCOPES = ("oauth", "crm.objects.companies.read", "crm.objects.contacts.read",
           "crm.objects.deals.read", "tickets", "crm.objects.tasks.read")
-FAULTS = frozenset({"rate_limit", "server_error", "bad_record", "truncated"})
 
 
 def hs_datetime(value: datetime) -> str:
@@ -211,7 +211,7 @@ class _Record:
         self.archived_at: datetime | None = None
 
 
-class HubSpotEmulator:
+class HubSpotEmulator(AdminSurface):
     """A HubSpot portal over one :class:`World`, served by ``wsgi_app``, with a Python API.
 
     Args:
@@ -228,6 +228,11 @@ class HubSpotEmulator:
             tiers.
         search_per_second: Search requests per second of clock time; ``None``: unlimited.
     """
+
+    #: ``rate_limit`` (429 ``TEN_SECONDLY_ROLLING``, or ``SECONDLY`` on search),
+    #: ``rate_limit_daily`` (429 ``DAILY``), ``server_error`` (502), ``truncated`` (a cut JSON
+    #: body) or ``bad_record`` (the next page's first record lacks its ``id``).
+    FAULTS = AdminSurface.FAULTS | {"rate_limit_daily"}
 
     def __init__(self, world: World, *, client_id: str = "akita-hubspot-client",
                  client_secret: str = "akita-hubspot-secret",
@@ -359,10 +364,7 @@ class HubSpotEmulator:
 
     @staticmethod
     def _object(name: str) -> str:
-        obj = TYPES.get(name, name)
-        if obj not in OBJECTS:
-            raise KeyError(f"unknown object type {name!r}")
-        return obj
+        return own_name(TYPES, OBJECTS, name, "object type")
 
     def records(self, interaction_type: str, include_deleted: bool = False
                 ) -> list[dict[str, Any]]:
@@ -402,10 +404,7 @@ class HubSpotEmulator:
                at: datetime | None) -> list[str]:
         table = self.objects[obj]
         if ids is not None:
-            missing = [i for i in ids if i not in table]
-            if missing:
-                raise KeyError(f"no {obj} with id {missing[0]!r}")
-            chosen = list(ids)
+            chosen = known(table, ids, obj)
         else:
             live = [i for i, r in table.items() if r.archived_at is None]
             chosen = self.rng.sample(live, min(count, len(live)))
@@ -485,11 +484,7 @@ class HubSpotEmulator:
         obj = self._object(interaction_type)
         with self.lock:
             table = self.objects[obj]
-            wanted = list(ids)
-            missing = [i for i in wanted if i not in table]
-            if missing:
-                raise KeyError(f"no {obj} with id {missing[0]!r}")
-            for record_id in wanted:
+            for record_id in known(table, ids, obj):
                 self._archive(obj, table[record_id], self.clock())
 
     def expire_tokens(self) -> None:
@@ -497,26 +492,6 @@ class HubSpotEmulator:
         with self.lock:
             past = self.clock() - timedelta(seconds=1)
             self.tokens = {t: past for t in self.tokens}
-
-    def inject(self, fault: str, count: int = 1) -> None:
-        """Queue faults for the next API responses.
-
-        Args:
-            fault: ``rate_limit`` (429 ``TEN_SECONDLY_ROLLING``, or ``SECONDLY`` on search),
-                ``rate_limit_daily`` (429 ``DAILY``), ``server_error`` (502), ``truncated``
-                (a cut JSON body) or ``bad_record`` (the next page's first record lacks its
-                ``id``).
-            count: How many responses it affects.
-        """
-        if fault not in FAULTS | {"rate_limit_daily"}:
-            raise ValueError(f"unknown fault {fault!r}")
-        with self.lock:
-            self.faults.extend([fault] * count)
-
-    def ground_truth(self) -> dict[tuple[str, str, str], str]:
-        """``{("hubspot", "accounts"|"contacts", id): entity_id}`` for the seeded records."""
-        with self.lock:
-            return dict(self.truth)
 
     def _churn(self) -> None:
         """Apply the changes due since the last request, stamped between then and now."""

@@ -56,6 +56,7 @@ from werkzeug.wrappers import Request, Response
 
 from akita_pipelines.sandbox.admin import serve
 from akita_pipelines.sandbox.churn import ChurnMeter
+from akita_pipelines.sandbox.emulator import AdminSurface, known, own_name
 from akita_pipelines.sandbox.webhooks import WebhookOutbox, json_body, subscription_answer
 from akita_pipelines.sandbox.world import World
 
@@ -120,7 +121,7 @@ def _uncursor(text: str) -> list[Any]:
     return values
 
 
-class IntercomEmulator:
+class IntercomEmulator(AdminSurface):
     """An Intercom workspace over one :class:`World`, served by ``wsgi_app``, with a Python API.
 
     Args:
@@ -137,6 +138,11 @@ class IntercomEmulator:
         scroll_ends_with_404: End a scroll as observed in the wild (404 on the call after the
             last, short page) instead of as documented (an empty page).
     """
+
+    #: ``rate_limit`` (429 ``rate_limit_exceeded``), ``server_error`` (500; kills a scroll it
+    #: hits mid-way), ``truncated`` (a cut JSON body) or ``bad_record`` (the next list page's
+    #: first record lacks its ``id``); faults come after authentication.
+    FAULTS = AdminSurface.FAULTS
 
     def __init__(self, world: World, *, token_ttl_seconds: float = 3600,
                  churn_per_minute: float = 0.0, clock: Callable[[], datetime] | None = None,
@@ -308,10 +314,7 @@ class IntercomEmulator:
 
     @staticmethod
     def _kind(interaction_type: str) -> str:
-        kind = TYPES.get(interaction_type, interaction_type)
-        if kind not in TYPES.values():
-            raise KeyError(f"unknown Intercom object {interaction_type!r}")
-        return kind
+        return own_name(TYPES, set(TYPES.values()), interaction_type, "Intercom object")
 
     def records(self, interaction_type: str, include_deleted: bool = False) -> list[dict[str, Any]]:
         """The workspace's current records (copies, in id order), as the API serves them.
@@ -393,11 +396,7 @@ class IntercomEmulator:
         kind = self._kind(interaction_type)
         with self.lock:
             table = self.data[kind]
-            wanted = list(ids)
-            missing = [i for i in wanted if i not in table]
-            if missing:
-                raise KeyError(f"no {kind} with id {missing[0]!r}")
-            for record_id in wanted:
+            for record_id in known(table, ids, kind):
                 self._notify(kind, table.pop(record_id), "deleted")
                 if kind == "conversations":
                     self.deleted_conversations[record_id] = self._stamp()
@@ -412,25 +411,6 @@ class IntercomEmulator:
             self.revoked |= self.tokens
             self.current_token = f"dG9rOi{secrets.token_urlsafe(24)}"
             self.tokens = {self.current_token}
-
-    def inject(self, fault: str, count: int = 1) -> None:
-        """Queue faults for the next API responses (after authentication).
-
-        Args:
-            fault: ``rate_limit`` (429 ``rate_limit_exceeded``), ``server_error`` (500; kills a
-                scroll it hits mid-way), ``truncated`` (a cut JSON body) or ``bad_record``
-                (the next list page's first record lacks its ``id``).
-            count: How many responses it affects.
-        """
-        if fault not in ("rate_limit", "server_error", "bad_record", "truncated"):
-            raise ValueError(f"unknown fault {fault!r}")
-        with self.lock:
-            self.faults.extend([fault] * count)
-
-    def ground_truth(self) -> dict[tuple[str, str, str], str]:
-        """``{("intercom", "accounts"|"contacts", id): entity_id}`` for the seeded records."""
-        with self.lock:
-            return dict(self.truth)
 
     def _churn(self) -> None:
         for at in self._churn_meter.due(self.clock()):

@@ -13,12 +13,14 @@ Served paths (``vNN.N`` is any version from ``API_VERSIONS``):
 ``POST /services/oauth2/token``                    ``grant_type=refresh_token`` only
 ``GET /services/data/``                            versions (no auth, as in Salesforce)
 ``GET /services/data/vNN.N/``                      resources
-``GET /services/data/vNN.N/limits``                ``DailyApiRequests``
+``GET /services/data/vNN.N/limits``                ``DailyApiRequests``, ``DailyBulkV2QueryJobs``
 ``GET /services/data/vNN.N/query?q=``              SOQL subset, ``IsDeleted`` rows excluded
 ``GET /services/data/vNN.N/queryAll?q=``           the same, ``IsDeleted`` rows included
 ``GET /services/data/vNN.N/query/<locator>-<n>``   next page (``nextRecordsUrl``)
 ``GET /services/data/vNN.N/sobjects[/T[/describe]]``  object list, describe
 ``GET /services/data/vNN.N/sobjects/T/<Id>``       one record
+``/services/data/vNN.N/jobs/query[/<id>[/results]]``  Bulk API 2.0 query jobs (47.0+; see
+                                                   :mod:`~akita_pipelines.sandbox.salesforce_bulk`)
 ``/__sandbox/...``                                 admin, no auth (see ``_admin``)
 =================================================  ==========================================
 
@@ -28,7 +30,9 @@ The SOQL subset: ``SELECT f1, f2 | COUNT() FROM Obj [WHERE cond] [ORDER BY f [AS
 parentheses. Datetime literals are unquoted (``2024-01-01T00:00:00Z``,
 ``2024-01-01T00:00:00.000+0000``); strings are single-quoted. Keywords are case-insensitive.
 Without ``ORDER BY`` rows come in Id order (creation order), not modstamp order, as a real org
-gives no ordering guarantee.
+gives no ordering guarantee. The SELECT list may follow a child-to-parent relationship
+(``Account.Name`` on a Contact, Opportunity or Case; ``Contact.Email`` on a Case): REST renders
+it as a nested object with its own ``attributes`` (null when the lookup is empty).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from werkzeug.wrappers import Request, Response
 
 from akita_pipelines.sandbox.admin import serve
 from akita_pipelines.sandbox.churn import ChurnMeter
+from akita_pipelines.sandbox.salesforce_bulk import BulkQueryJobs
 from akita_pipelines.sandbox.world import World, history_person
 
 API_VERSIONS = [f"{v}.0" for v in range(31, 68)]
@@ -77,6 +82,13 @@ FIELD_TYPES: dict[str, str] = {
     "CloseDate": "date", "ActivityDate": "date", "IsDeleted": "boolean",
     "NumberOfEmployees": "int", "Amount": "currency",
     **{f: "id" for f in ("Id", "AccountId", "ContactId", "WhoId", "WhatId")},
+}
+#: Child-to-parent relationships a SELECT may follow (``Account.Name`` on a Contact):
+#: relationship name → (the lookup field holding the parent's Id, the parent object).
+RELATIONSHIPS: dict[str, dict[str, tuple[str, str]]] = {
+    "Contact": {"Account": ("AccountId", "Account")},
+    "Opportunity": {"Account": ("AccountId", "Account")},
+    "Case": {"Account": ("AccountId", "Account"), "Contact": ("ContactId", "Contact")},
 }
 #: The field ``touch`` changes on each object, so a touched record differs in content too.
 TOUCH_FIELD = {"Account": "Industry", "Contact": "Title", "Opportunity": "StageName",
@@ -291,7 +303,7 @@ class _Parser:
                             "after the entity name.")
         self.known = {f.lower(): f for f in FIELDS[sobject]}
         self.sobject = sobject
-        fields = [self.field(f) for f in raw_fields]
+        fields = [self.field(f, select=True) for f in raw_fields]
         where = None
         if self.at_keyword("WHERE"):
             self.pos += 1
@@ -327,13 +339,34 @@ class _Parser:
             raise SoqlError("MALFORMED_QUERY", f"{word} must be a non-negative integer")
         return int(text)
 
-    def field(self, name: str) -> str:
+    def field(self, name: str, *, select: bool = False) -> str:
+        if "." in name:
+            return self.relationship_field(name, select)
         found = self.known.get(name.lower())
         if found is None:
             raise SoqlError("INVALID_FIELD", f"No such column '{name}' on entity "
                             f"'{self.sobject}'. If you are attempting to use a custom field, "
                             "be sure to append the '__c' after the custom field name.")
         return found
+
+    def relationship_field(self, name: str, select: bool) -> str:
+        relation, _, parent_field = name.partition(".")
+        relations = RELATIONSHIPS.get(self.sobject, {})
+        found = next((r for r in relations if r.lower() == relation.lower()), None)
+        if found is None or "." in parent_field:
+            raise SoqlError("INVALID_FIELD", f"Didn't understand relationship '{relation}' in "
+                            f"field path. If you are attempting to use a custom relationship, be "
+                            "sure to append the '__r' after the custom relationship name.")
+        parent = relations[found][1]
+        canonical = next((f for f in FIELDS[parent] if f.lower() == parent_field.lower()), None)
+        if canonical is None:
+            raise SoqlError("INVALID_FIELD", f"No such column '{parent_field}' on entity "
+                            f"'{parent}'.")
+        if not select:
+            # The emulator's subset: parent fields are selected, not filtered or sorted on.
+            raise SoqlError("MALFORMED_QUERY", f"relationship field '{name}' is supported in "
+                            "the SELECT list only by this emulator")
+        return f"{found}.{canonical}"
 
     def disjunction(self) -> Predicate:
         terms = [self.conjunction()]
@@ -487,6 +520,20 @@ class _Cursor:
     batch: int
 
 
+def _describe_field(sobject: str, name: str) -> dict[str, Any]:
+    """A field as describe shows it: lookups are ``reference`` fields naming their parent
+    object and the relationship a query follows to it."""
+    kind = FIELD_TYPES.get(name, "string")
+    described: dict[str, Any] = {"name": name, "type": kind}
+    if kind == "id" and name != "Id":
+        described["type"] = "reference"
+        found = [(rel, parent) for rel, (lookup, parent)
+                 in RELATIONSHIPS.get(sobject, {}).items() if lookup == name]
+        described["referenceTo"] = [found[0][1]] if found else []
+        described["relationshipName"] = found[0][0] if found else None
+    return described
+
+
 def _error(status: int, code: str, message: str, headers: Headers | None = None) -> Response:
     return Response(json.dumps([{"message": message, "errorCode": code}]), status=status,
                     mimetype="application/json", headers=headers)
@@ -550,6 +597,8 @@ class SalesforceEmulator:
         self._locators = 0
         self.objects: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in PREFIX}
         self._churn_meter = ChurnMeter(churn_per_minute, self.clock())
+        #: Bulk API 2.0 query jobs over the same records.
+        self.bulk = BulkQueryJobs(self)
         self.truth: dict[tuple[str, str, str], str] = {}
         self._seed(coverage)
 
@@ -766,11 +815,17 @@ class SalesforceEmulator:
         Args:
             fault: ``rate_limit`` (403 ``REQUEST_LIMIT_EXCEEDED``, as Salesforce has no 429),
                 ``server_error`` (503), ``truncated`` (a cut JSON body) or ``bad_record``
-                (the next page's first record lacks its ``Id``).
+                (the next page's first record lacks its ``Id``) or ``bulk_job_failed``
+                (the next Bulk API 2.0 query job ends ``Failed``).
             count: How many responses it affects.
         """
         with self.lock:
             self.faults.extend([fault] * count)
+
+    def expire_bulk_jobs(self) -> None:
+        """Delete every Bulk API 2.0 job, as Salesforce does seven days after creation."""
+        with self.lock:
+            self.bulk.expire()
 
     def ground_truth(self) -> dict[tuple[str, str, str], str]:
         """``{("salesforce", "accounts"|"contacts", Id): entity_id}`` for the seeded records."""
@@ -838,6 +893,12 @@ class SalesforceEmulator:
         match = re.match(r"^/services/data/v(\d+\.\d)(/.*)?$", path)
         if not match or match.group(1) not in API_VERSIONS:
             return _error(404, "NOT_FOUND", "The requested resource does not exist", limit)
+        jobs = re.match(r"^/jobs/query(/.*)?$", match.group(2) or "")
+        if jobs:
+            if float(match.group(1)) < 47.0:  # Bulk API 2.0 query jobs came with 47.0
+                return _error(404, "NOT_FOUND", "The requested resource does not exist", limit)
+            self._churn()
+            return self.bulk.dispatch(request, match.group(1), jobs.group(1) or "", limit)
         if request.method not in ("GET", "HEAD"):
             return _error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not "
                           "allowed. Allowed are GET,HEAD", limit)
@@ -845,12 +906,17 @@ class SalesforceEmulator:
         version, rest = match.group(1), (match.group(2) or "/").rstrip("/") or "/"
         base = f"/services/data/v{version}"
         if rest == "/":
-            return _json({name: f"{base}/{name}" for name in
-                          ("limits", "query", "queryAll", "sobjects")}, headers=limit)
+            return _json({**{name: f"{base}/{name}" for name in
+                             ("limits", "query", "queryAll", "sobjects")},
+                          "jobs": f"{base}/jobs"}, headers=limit)
         if rest == "/limits":
             return _json({"DailyApiRequests": {
                 "Max": self.daily_api_limit,
-                "Remaining": max(0, self.daily_api_limit - self.api_usage)}}, headers=limit)
+                "Remaining": max(0, self.daily_api_limit - self.api_usage)},
+                "DailyBulkV2QueryJobs": {
+                "Max": self.bulk.daily_limit,
+                "Remaining": max(0, self.bulk.daily_limit - self.bulk.used_today(now))}},
+                headers=limit)
         if rest in ("/query", "/queryAll"):
             try:
                 return self._query(request, version, include_deleted=rest == "/queryAll",
@@ -921,10 +987,8 @@ class SalesforceEmulator:
             rows = rows[:query.limit]
         if query.count_only:
             return _json({"totalSize": len(rows), "done": True, "records": []}, headers=headers)
-        url = f"/services/data/v{version}/sobjects/{query.sobject}/"
         # The result set is fixed now: later changes do not move rows between pages.
-        snapshot = [{"attributes": {"type": query.sobject, "url": url + r["Id"]},
-                     **{f: r.get(f) for f in query.fields}} for r in rows]
+        snapshot = [self._rest_record(query.sobject, r, query.fields, version) for r in rows]
         batch = DEFAULT_BATCH
         found = re.search(r"batchSize\s*=\s*(\d+)", request.headers.get("Sforce-Query-Options",
                                                                          ""))
@@ -936,6 +1000,36 @@ class SalesforceEmulator:
         while len(self.cursors) > MAX_OPEN_CURSORS:
             self.cursors.popitem(last=False)
         return self._page(locator, 0, headers, version)
+
+    def parent_of(self, sobject: str, record: dict[str, Any],
+                  relation: str) -> dict[str, Any] | None:
+        """The parent record a relationship of ``record`` points at, or None."""
+        lookup, parent = RELATIONSHIPS[sobject][relation]
+        parent_id = record.get(lookup)
+        return self.objects[parent].get(parent_id) if parent_id else None
+
+    def _rest_record(self, sobject: str, record: dict[str, Any], fields: list[str],
+                     version: str) -> dict[str, Any]:
+        """One record as the REST query resource renders it: ``attributes`` first, and each
+        relationship as a nested object (with its own ``attributes``) or null."""
+        base = f"/services/data/v{version}/sobjects/"
+        out: dict[str, Any] = {"attributes": {"type": sobject, "url": base + sobject + "/"
+                                              + record["Id"]}}
+        for field in fields:
+            relation, _, parent_field = field.partition(".")
+            if not parent_field:
+                out[field] = record.get(field)
+                continue
+            if relation not in out:
+                parent = self.parent_of(sobject, record, relation)
+                parent_type = RELATIONSHIPS[sobject][relation][1]
+                out[relation] = None if parent is None else {"attributes": {
+                    "type": parent_type, "url": base + parent_type + "/" + parent["Id"]}}
+            if out[relation] is not None:
+                parent = self.parent_of(sobject, record, relation)
+                assert parent is not None
+                out[relation][parent_field] = parent.get(parent_field)
+        return out
 
     def _page(self, locator: str, offset: int, headers: Headers, version: str) -> Response:
         cursor = self.cursors.get(locator)
@@ -966,8 +1060,8 @@ class SalesforceEmulator:
             return _error(404, "NOT_FOUND", "The requested resource does not exist", headers)
         if len(parts) == 1 or parts[1] == "describe":
             return _json({"name": sobject, "keyPrefix": PREFIX[sobject], "queryable": True,
-                          "fields": [{"name": f, "type": FIELD_TYPES.get(f, "string")}
-                                     for f in FIELDS[sobject]]}, headers=headers)
+                          "fields": [_describe_field(sobject, f) for f in FIELDS[sobject]]},
+                         headers=headers)
         wanted = parts[1][:15]
         record = next((r for rid, r in self.objects[sobject].items() if rid[:15] == wanted),
                       None)

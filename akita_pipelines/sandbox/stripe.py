@@ -48,6 +48,7 @@ from werkzeug.wrappers import Request, Response
 
 from akita_pipelines.sandbox.admin import serve
 from akita_pipelines.sandbox.churn import ChurnMeter
+from akita_pipelines.sandbox.emulator import AdminSurface, own_name
 from akita_pipelines.sandbox.webhooks import (
     WebhookOutbox,
     WebhookSubscription,
@@ -178,7 +179,7 @@ def _type_filter(single: Any, many: Any) -> Callable[[str], bool]:
     return lambda type_: any(c.match(type_) for c in compiled)
 
 
-class StripeEmulator:
+class StripeEmulator(AdminSurface):
     """A Stripe account over one :class:`World`, served by ``wsgi_app``, with a Python API.
 
     Args:
@@ -192,6 +193,11 @@ class StripeEmulator:
         coverage: Share of the world's companies that are Stripe customers.
         event_retention_days: How long events stay listable (Stripe: 30 days).
     """
+
+    #: ``rate_limit`` (429 ``rate_limit``), ``server_error`` (500 ``api_error``), ``truncated``
+    #: (a cut JSON body) or ``bad_record`` (the first object of the next non-empty list page,
+    #: or of the next event's ``data.object``, loses its ``id``).
+    FAULTS = AdminSurface.FAULTS
 
     def __init__(self, world: World, *, api_key: str = "sk_test_51AkitaDemoKey0000000000",
                  token_ttl_seconds: float = 3600, churn_per_minute: float = 0.0,
@@ -417,10 +423,7 @@ class StripeEmulator:
             return {"api_key": self.api_key}
 
     def _resource(self, name: str) -> Resource:
-        path = TYPES.get(name, name)
-        if path not in RESOURCES:
-            raise KeyError(f"unknown Stripe resource {name!r}")
-        return RESOURCES[path]
+        return RESOURCES[own_name(TYPES, RESOURCES, name, "Stripe resource")]
 
     def records(self, interaction_type: str, include_deleted: bool = False
                 ) -> list[dict[str, Any]]:
@@ -512,26 +515,6 @@ class StripeEmulator:
         with self.lock:
             self.revoked_keys.add(self.api_key)
             self.api_key = "sk_test_51" + "".join(self._ids.choice(_ALNUM) for _ in range(24))
-
-    def inject(self, fault: str, count: int = 1) -> None:
-        """Queue faults for the next API responses.
-
-        Args:
-            fault: ``rate_limit`` (429 ``rate_limit``), ``server_error`` (500 ``api_error``),
-                ``truncated`` (a cut JSON body) or ``bad_record`` (the first object of the
-                next non-empty list page, or of the next event's ``data.object``, loses its
-                ``id``).
-            count: How many responses it affects.
-        """
-        if fault not in ("rate_limit", "server_error", "truncated", "bad_record"):
-            raise ValueError(f"unknown fault {fault!r}")
-        with self.lock:
-            self.faults.extend([fault] * count)
-
-    def ground_truth(self) -> dict[tuple[str, str, str], str]:
-        """``{("stripe", "accounts", customer id): entity_id}`` for the seeded customers."""
-        with self.lock:
-            return dict(self.truth)
 
     def _churn(self) -> None:
         """Apply the changes due since the last request, stamped between then and now."""

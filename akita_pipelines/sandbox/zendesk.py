@@ -67,6 +67,7 @@ from werkzeug.wrappers import Request, Response
 
 from akita_pipelines.sandbox.admin import serve
 from akita_pipelines.sandbox.churn import ChurnMeter
+from akita_pipelines.sandbox.emulator import AdminSurface, known, own_name
 from akita_pipelines.sandbox.webhooks import (
     WebhookOutbox,
     WebhookSubscription,
@@ -128,7 +129,7 @@ def _domain(website: str | None) -> str | None:
     return host.removeprefix("www.") or None
 
 
-class ZendeskEmulator:
+class ZendeskEmulator(AdminSurface):
     """A Zendesk Support account over one :class:`World`, served by ``wsgi_app``.
 
     Args:
@@ -148,6 +149,10 @@ class ZendeskEmulator:
         export_rate_limit: Requests per minute allowed on each incremental export endpoint.
         exclude_recent_seconds: Records changed this recently are withheld from exports.
     """
+
+    #: ``rate_limit`` (429 with ``Retry-After: 1``), ``server_error`` (503), ``truncated`` (a
+    #: cut JSON body) or ``bad_record`` (the next export page's first record lacks its ``id``).
+    FAULTS = AdminSurface.FAULTS
 
     def __init__(self, world: World, *, subdomain: str = "akita-demo",
                  email: str = "integrations@akita-demo.example",
@@ -285,10 +290,7 @@ class ZendeskEmulator:
 
     @staticmethod
     def _resource(name: str) -> str:
-        resource = RESOURCES.get(name, name)
-        if resource not in ID_BASE:
-            raise KeyError(f"unknown Zendesk resource {name!r}")
-        return resource
+        return own_name(RESOURCES, ID_BASE, name, "Zendesk resource")
 
     @staticmethod
     def _deleted(resource: str, record: dict[str, Any]) -> bool:
@@ -312,11 +314,6 @@ class ZendeskEmulator:
             return [dict(r) for _, r in sorted(self.data[resource].items())
                     if include_deleted or not self._deleted(resource, r)]
 
-    def ground_truth(self) -> dict[tuple[str, str, str], str]:
-        """``{("zendesk", "accounts"|"contacts", id): entity_id}`` for the seeded records."""
-        with self.lock:
-            return dict(self.truth)
-
     def _bump(self, resource: str, record: dict[str, Any], at: datetime | None,
               *, system: bool = False) -> None:
         when = at or self.clock()
@@ -330,11 +327,7 @@ class ZendeskEmulator:
 
     def _pick(self, resource: str, count: int, ids: Iterable[Any] | None) -> list[int]:
         if ids is not None:
-            chosen = [int(i) for i in ids]
-            missing = [i for i in chosen if i not in self.data[resource]]
-            if missing:
-                raise KeyError(f"no {resource} with id {missing[0]}")
-            return chosen
+            return known(self.data[resource], (int(i) for i in ids), resource)
         live = self._live(resource)
         return self.rng.sample(live, min(count, len(live)))
 
@@ -439,20 +432,6 @@ class ZendeskEmulator:
         with self.lock:
             past = self.clock() - timedelta(seconds=1)
             self.tokens = dict.fromkeys(self.tokens, past)
-
-    def inject(self, fault: str, count: int = 1) -> None:
-        """Queue faults for the next API responses.
-
-        Args:
-            fault: ``rate_limit`` (429 with ``Retry-After: 1``), ``server_error`` (503),
-                ``truncated`` (a cut JSON body) or ``bad_record`` (the next export page's
-                first record lacks its ``id``).
-            count: How many responses it affects.
-        """
-        if fault not in ("rate_limit", "server_error", "bad_record", "truncated"):
-            raise ValueError(f"unknown fault {fault!r}")
-        with self.lock:
-            self.faults.extend([fault] * count)
 
     def _churn(self) -> None:
         """Apply the changes due since the last request, stamped between then and now."""

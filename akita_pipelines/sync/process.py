@@ -16,14 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from akita_pipelines.alerts.outbox import deliver_pending
 from akita_pipelines.core.clock import utcnow
 from akita_pipelines.core.errors import AkitaError
-from akita_pipelines.core.types import TypedRecord
+from akita_pipelines.core.types import MATCHED_TYPES, TypedRecord
 from akita_pipelines.db import decisions, entities, integrations, state
 from akita_pipelines.db.stats import MIN_CHANGED, analyze_stale, checkpoint_wal
 from akita_pipelines.processing.features import (
@@ -234,7 +233,7 @@ def process_batch(conn: Connection, *, customer_id: str, integration_id: str,
     live = [r for r in records if not r.deleted]
     result.deleted += len(records) - len(live)
     interaction_type = records[0].interaction_type if records else ""
-    if interaction_type in ("accounts", "contacts"):
+    if interaction_type in MATCHED_TYPES:
         kind: Kind = "accounts" if interaction_type == "accounts" else "contacts"
         rank = source_ranker(conn, customer_id)
         table, link_table, column = entities.TABLES[kind]
@@ -272,7 +271,7 @@ def process_batch(conn: Connection, *, customer_id: str, integration_id: str,
     account_of = _contact_accounts(conn, customer_id, integration_id, live)
     by_contact_ref = entities.contact_of_refs(conn, integration_id, (r.contact_ref for r in live
                                                                     if r.contact_ref))
-    emails = {r.external_id: normalize_email(r.email or _requester(r.fields)) for r in live}
+    emails = {r.external_id: normalize_email(r.email or r.requester_email) for r in live}
     by_email = entities.related_targets(conn, customer_id, "contacts",
                                         (strong(e) for e in emails.values() if e))
     contact_of: dict[int, tuple[int, str]] = {}
@@ -292,15 +291,6 @@ def process_batch(conn: Connection, *, customer_id: str, integration_id: str,
     result.linked += entities.link_related(
         conn, customer_id, account_by_interaction=account_by_interaction,
         contact_by_interaction=contact_of, now=now)
-
-
-def _requester(fields: Mapping[str, Any]) -> str | None:
-    """A ticket's requester email when the provider keeps it in its own field."""
-    for key in ("requester_email", "RequesterEmail", "SuppliedEmail", "from_email", "email"):
-        value = fields.get(key)
-        if isinstance(value, str) and "@" in value:
-            return value
-    return None
 
 
 class StagingFeed:

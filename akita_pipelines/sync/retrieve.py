@@ -170,7 +170,10 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
     ctx = ConnectionContext(
         integration_id=integration_id, config=integration.config,
         credentials=integrations.DatabaseCredentialStore(engine, integration_id), http=client,
-        page_size=int(settings["page_size"].value))
+        page_size=int(settings["page_size"].value),
+        history=full or (obj.checkpoint or obj.cursor) is None, resume=obj.resume_state)
+    # Whether the object holds a resume state that the next staged page must replace.
+    resume_stored = obj.resume_state is not None
     held_back: datetime | None = None
     connector: object = None
     try:
@@ -192,8 +195,11 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
             if held_back is not None and checkpoint is not None:
                 checkpoint = min(checkpoint, held_back)
             with engine.begin() as conn:
-                state.stage_page(conn, obj.id, staged, checkpoint, utcnow(), full=full)
+                state.stage_page(conn, obj.id, staged, checkpoint, utcnow(), full=full,
+                                 resume=page.resume,
+                                 set_resume=resume_stored or page.resume is not None)
                 state.quarantine_records(conn, obj.id, bad, utcnow())
+            resume_stored = page.resume is not None
             if on_page is not None:
                 on_page()
             result.pages += 1
@@ -205,7 +211,7 @@ def retrieve_changes(engine: Engine, integration_id: str, interaction_type: str,
             state.record_retrieved(conn, sync_id, records_fetched=result.records_fetched,
                                    pages=result.pages)
         if (full and since_at is None and result.quarantined == 0
-                and spec.full_read_is_complete):
+                and spec.full_read_is_complete and obj.resume_state is None):
             # A complete read of everything: what it did not see is gone at the provider.
             # (Not after a resumed or windowed read, nor when a bad record went unstaged.)
             with engine.begin() as conn:

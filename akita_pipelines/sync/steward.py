@@ -9,8 +9,9 @@ later sync, a full re-sync or ``akita rematch`` reads the same decisions and kee
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, RowMapping
@@ -130,6 +131,24 @@ def _open_review(conn: Connection, review_id: int
     return review, kind, review["customer_id"], int(review["interaction_id"]), candidate
 
 
+def _close_review(conn: Connection, review: RowMapping, status: str, *, kind: Kind,
+                  action: str, actor: str, reason: str | None, now: datetime,
+                  other_entity: int | None, anchor: int, decision: int,
+                  details: Mapping[str, Any] | None = None) -> int | None:
+    """Close a review the steward decided, once its records are re-matched: its status, and
+    the entities' history (who, why, which decision); the record's entity now."""
+    record = int(review["interaction_id"])
+    after = _entity_of(conn, kind, record)
+    decisions.set_review_status(conn, [int(review["id"])], status)
+    decisions.add_history(conn, customer_id=review["customer_id"], kind=kind, action=action,
+                          actor=actor, now=now, entity_id=after, other_entity_id=other_entity,
+                          interaction_id=record, other_interaction_id=anchor,
+                          decision_id=decision, reason=reason,
+                          details={"review": int(review["id"]), "rule": review["rule"],
+                                   "score": review["score"], **(details or {})})
+    return after
+
+
 def accept_review(engine: Engine, review_id: int, *, actor: str,
                   reason: str | None = None) -> Outcome:
     """The record of a review is the candidate entity: they merge, and stay merged."""
@@ -150,15 +169,10 @@ def accept_review(engine: Engine, review_id: int, *, actor: str,
         apart = decisions.between(conn, customer_id, kind, mine, set(theirs), link="cannot")
         decisions.revoke(conn, [d.id for d in apart], by=ids[0], now=now)
         _rematch_records(conn, customer_id, [record])
-        after = _entity_of(conn, kind, record)
-        decisions.set_review_status(conn, [review_id], "merged")
-        decisions.add_history(conn, customer_id=customer_id, kind=kind, action="accept",
-                              actor=actor, now=now, entity_id=after, other_entity_id=before,
-                              interaction_id=record, other_interaction_id=anchor,
-                              decision_id=ids[0], reason=reason,
-                              details={"review": review_id, "rule": review["rule"],
-                                       "score": review["score"], "candidate": candidate,
-                                       "parts": [sorted(mine), theirs]})
+        after = _close_review(conn, review, "merged", kind=kind, action="accept", actor=actor,
+                              reason=reason, now=now, other_entity=before, anchor=anchor,
+                              decision=ids[0], details={"candidate": candidate,
+                                                        "parts": [sorted(mine), theirs]})
     return Outcome(f"review {review_id} accepted: record {record} is {kind[:-1]} {after} "
                    f"(was {before}, candidate {candidate})", kind, after, tuple(ids))
 
@@ -181,14 +195,9 @@ def reject_review(engine: Engine, review_id: int, *, actor: str,
         decisions.revoke(conn, [d.id for d in joining], by=ids[0], now=now)
         if _entity_of(conn, kind, record) == candidate:
             _rematch_records(conn, customer_id, [record])
-        after = _entity_of(conn, kind, record)
-        decisions.set_review_status(conn, [review_id], "rejected")
-        decisions.add_history(conn, customer_id=customer_id, kind=kind, action="reject",
-                              actor=actor, now=now, entity_id=after, other_entity_id=candidate,
-                              interaction_id=record, other_interaction_id=anchor,
-                              decision_id=ids[0], reason=reason,
-                              details={"review": review_id, "rule": review["rule"],
-                                       "score": review["score"]})
+        after = _close_review(conn, review, "rejected", kind=kind, action="reject", actor=actor,
+                              reason=reason, now=now, other_entity=candidate, anchor=anchor,
+                              decision=ids[0])
     return Outcome(f"review {review_id} rejected: record {record} stays apart from "
                    f"{kind[:-1]} {candidate} (it is in {after})", kind, after, tuple(ids))
 

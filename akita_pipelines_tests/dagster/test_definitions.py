@@ -127,3 +127,68 @@ def test_sensor_skips_when_nothing_is_due(tmp_path: Path, sqlite_engine: Engine)
         result = _tick(defs, instance, db)
         assert not result.run_requests  # type: ignore[attr-defined]
         assert "nothing due" in (result.skip_reason.skip_message or "")  # type: ignore[attr-defined]
+
+
+def test_sensor_registers_many_new_partitions_itself_in_one_tick(
+        registered: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above REQUESTED_PARTITIONS_MAX new keys the sensor adds them to the instance itself
+    (the daemon would check them one by one); their runs are requested in the same tick."""
+    from akita_pipelines.defs import sensors
+
+    monkeypatch.setattr(sensors, "REQUESTED_PARTITIONS_MAX", 1)
+    db = AkitaDatabase(url=registered.url.render_as_string(hide_password=False))
+    defs = build_definitions(database=db)
+    with instance_for_test() as instance:
+        first = _tick(defs, instance, db)
+        assert not first.dynamic_partitions_requests  # type: ignore[attr-defined]
+        assert instance.get_dynamic_partitions("salesforce_integrations") == [
+            "salesforce.acme", "salesforce.globex"]
+        assert json.loads(first.cursor)["partitions_registered"] == 2  # type: ignore[attr-defined]
+        assert sorted(r.partition_key for r in first.run_requests  # type: ignore[attr-defined]
+                      ) == ["salesforce.acme", "salesforce.globex"]
+        second = _tick(defs, instance, db)
+        assert not second.dynamic_partitions_requests  # type: ignore[attr-defined]
+        assert json.loads(second.cursor)["partitions_registered"] == 0  # type: ignore[attr-defined]
+
+
+def test_sensor_analyses_the_due_tables_after_a_bulk_onboarding(engine: Engine) -> None:
+    """Tenants onboarded in bulk: the first tick analyses the objects table (PostgreSQL), so the
+    due query is not planned for the empty table the statistics still describe, registers every
+    new partition and requests their runs."""
+    from sqlalchemy import insert, text
+
+    from akita_pipelines.core.clock import utcnow
+    from akita_pipelines.db.schema import customers, integration_objects, integrations
+    from akita_pipelines.db.stats import SCHEDULER_TABLES, analyze_stale
+
+    now = utcnow()
+    n = 500
+    with engine.begin() as conn:
+        conn.execute(insert(customers), [{"id": f"c{i}", "name": f"C{i}", "settings": {},
+                                          "created_at": now} for i in range(n)])
+        conn.execute(insert(integrations), [
+            {"id": f"salesforce.c{i}", "customer_id": f"c{i}", "provider": "salesforce",
+             "config": {}, "credentials": {}, "settings": {}, "state": "active",
+             "created_at": now, "updated_at": now} for i in range(n)])
+        conn.execute(insert(integration_objects), [
+            {"integration_id": f"salesforce.c{i}", "interaction_type": t,
+             "frequency_per_day": 24.0, "enabled": True, "consecutive_failures": 0,
+             "state": "ok", "next_due_at": now}
+            for i in range(n) for t in ("accounts", "contacts", "deals", "tickets", "tasks")])
+    postgres = engine.dialect.name == "postgresql"
+    if postgres:
+        with engine.connect() as conn:  # the statistics collector reports asynchronously
+            conn.execute(text("SELECT pg_stat_force_next_flush()"))
+    db = AkitaDatabase(url=engine.url.render_as_string(hide_password=False))
+    defs = build_definitions(database=db)
+    with instance_for_test() as instance:
+        result = _tick(defs, instance, db)
+        assert len(instance.get_dynamic_partitions("salesforce_integrations")) == n
+        assert result.run_requests  # type: ignore[attr-defined]
+    assert analyze_stale(engine, SCHEDULER_TABLES) == []  # the tick left nothing stale
+    if postgres:
+        with engine.connect() as conn:
+            analysed = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL "
+                "AND relname = 'integration_objects'")).scalar_one()
+        assert analysed == 1

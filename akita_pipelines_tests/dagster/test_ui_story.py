@@ -23,6 +23,15 @@ ACCOUNTS = AssetKey(["salesforce", "accounts"])
 CONTACTS = AssetKey(["salesforce", "contacts"])
 
 
+def _failure_description(result: Any) -> str:
+    """What a failed run's step failure tells the user (it must have failed)."""
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    data = failure.step_failure_data.user_failure_data
+    assert data is not None
+    return str(data.description or "")
+
+
 def _job(engine: Engine, instance: DagsterInstance, integration: str) -> Any:
     db = AkitaDatabase(url=engine.url.render_as_string(hide_password=False))
     instance.add_dynamic_partitions("salesforce_integrations", [integration])
@@ -165,11 +174,7 @@ def test_a_partition_that_names_no_integration_says_so(
     job = _job(sqlite_engine, instance, "salesforce.typo")
     result = job.execute_in_process(instance=instance, partition_key="salesforce.typo",
                                     asset_selection=[ACCOUNTS], raise_on_error=False)
-    assert not result.success
-    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
-    data = failure.step_failure_data.user_failure_data
-    assert data is not None
-    assert "integration 'salesforce.typo' does not exist" in (data.description or "")
+    assert "integration 'salesforce.typo' does not exist" in _failure_description(result)
 
 
 def test_run_workers_print_no_debug_events_but_the_run_log_keeps_them(
@@ -200,11 +205,7 @@ def test_a_single_run_over_several_integrations_says_how_to_launch_it(
         instance=instance, asset_selection=[ACCOUNTS], raise_on_error=False,
         tags={"dagster/asset_partition_range_start": first,
               "dagster/asset_partition_range_end": second})
-    assert not result.success
-    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
-    data = failure.step_failure_data.user_failure_data
-    assert data is not None
-    assert "Multiple runs" in (data.description or "")
+    assert "Multiple runs" in _failure_description(result)
 
 
 def test_a_late_object_that_syncs_again_says_so_on_its_partition(

@@ -19,20 +19,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from akita_pipelines.control.client import ControlError, DagsterControl
 from akita_pipelines.core.types import Customer, Integration
-from akita_pipelines.db.engine import make_engine
+from akita_pipelines.db.engine import akita_home, make_engine
 from akita_pipelines.db.migrate import upgrade
 from akita_pipelines.onboarding import add_customer, add_integration
-from akita_pipelines.sandbox.server import start_sandbox
+from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from akita_pipelines_tests.pg import postgres_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,75 +239,92 @@ def _create_database(admin_url: str, name: str) -> str:
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def _seed(akita_db_url: str, sandbox_urls: dict[str, dict[str, Any]]) -> list[str]:
-    engine = make_engine(akita_db_url)
-    upgrade(engine)
+def register(engine: Engine, sandbox_urls: Mapping[str, Mapping[str, Any]],
+             providers: Sequence[str], customers: Sequence[str]) -> list[str]:
+    """One integration per customer and provider, pointing at the emulators; their ids."""
     ids = []
-    for customer in CUSTOMERS:
-        info = dict(sandbox_urls["salesforce"])
+    for customer in customers:
         add_customer(engine, Customer(id=customer, name=customer.title()))
-        integration_id = f"salesforce.{customer}"
-        add_integration(engine, Integration(
-            id=integration_id, customer_id=customer, provider="salesforce",
-            config={"base_url": info.pop("base_url")}), info)
-        ids.append(integration_id)
-    engine.dispose()
+        for provider in providers:
+            info = dict(sandbox_urls[provider])
+            integration_id = f"{provider}.{customer}"
+            add_integration(engine, Integration(
+                id=integration_id, customer_id=customer, provider=provider,
+                config={"base_url": info.pop("base_url")}), info)
+            ids.append(integration_id)
     return ids
+
+
+def start_stack(stack: ExitStack, *, label: str, providers: Sequence[str],
+                customers: Sequence[str], latency: float = 0.0,
+                services: Mapping[str, list[str]] | None = None
+                ) -> tuple[Stack, Sandbox, Engine]:
+    """Start PostgreSQL, the emulators of ``providers`` (each response ``latency`` seconds
+    late), the integrations, ``services`` (name → command) and the Dagster webserver and
+    daemon; every stop is registered on ``stack``. Logs go to ``test-artifacts/<label>-logs``.
+    Returns the stack, the sandbox and an engine on the Akita database."""
+    admin_url = stack.enter_context(postgres_server())
+    dagster_db_url = _create_database(admin_url, "dagster")
+    akita_db_url = _create_database(admin_url, "akita")
+    home = Path(tempfile.mkdtemp(prefix=f"akita-{label}-"))
+    stack.callback(shutil.rmtree, home, True)
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copy(ROOT / "deploy" / "dagster.postgres.yaml", dagster_home / "dagster.yaml")
+    logs = ARTIFACTS / f"{label}-logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+
+    sandbox = stack.enter_context(start_sandbox(providers=list(providers), seed=11))
+    if latency:
+        for server in sandbox.servers.values():
+            server.app = _with_latency(server.app, latency)
+    engine = make_engine(akita_db_url)
+    stack.callback(engine.dispose)
+    upgrade(engine)
+    integrations = register(engine, sandbox.urls, providers, customers)
+
+    # host:port/db of the throwaway server, in the variables the production file reads.
+    rest = admin_url.split("@", 1)[1]
+    host, port = rest.split("/", 1)[0].split(":")
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DAGSTER_HOME": str(dagster_home),
+        "DAGSTER_PG_HOST": host, "DAGSTER_PG_PORT": port, "DAGSTER_PG_USER": "akita",
+        "DAGSTER_PG_PASSWORD": "unused-trust-auth", "DAGSTER_PG_DB": "dagster",
+        "AKITA_DATABASE_URL": akita_db_url,
+        # The processes decrypt the credentials this one encrypted: the same home, the same key.
+        "AKITA_HOME": str(akita_home()),
+        "PYTHONUNBUFFERED": "1",
+    }
+    # Create Dagster's tables once, before two processes race to create them.
+    subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, cwd=ROOT,
+                   check=True, capture_output=True, timeout=120)
+
+    web_port = free_port()
+    result = Stack(url=f"http://127.0.0.1:{web_port}", dagster_home=dagster_home,
+                   dagster_db_url=dagster_db_url, akita_db_url=akita_db_url, env=env,
+                   integrations=integrations, logs=logs, sandbox_urls=dict(sandbox.urls))
+    stack.callback(_kill_strays, dagster_home)
+    for name, cmd in {
+        **(services or {}),
+        "webserver": [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port),
+                      "-w", "workspace.yaml"],
+        "daemon": [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+    }.items():
+        proc = _spawn(name, cmd, env, logs)
+        result.processes[name] = proc
+        stack.callback(_stop, proc)
+    return result, sandbox, engine
 
 
 @contextmanager
 def running_stack() -> Iterator[Stack]:
     """Start everything; yield the :class:`Stack`; stop everything (also on errors)."""
     with ExitStack() as stack:
-        admin_url = stack.enter_context(postgres_server())
-        dagster_db_url = _create_database(admin_url, "dagster")
-        akita_db_url = _create_database(admin_url, "akita")
-        home = Path(tempfile.mkdtemp(prefix="akita-e2e-"))
-        stack.callback(shutil.rmtree, home, True)
-        dagster_home = home / "dagster_home"
-        dagster_home.mkdir()
-        shutil.copy(ROOT / "deploy" / "dagster.postgres.yaml", dagster_home / "dagster.yaml")
-        logs = ARTIFACTS / "e2e-logs"
-        shutil.rmtree(logs, ignore_errors=True)
-        logs.mkdir(parents=True)
-
-        sandbox = stack.enter_context(start_sandbox(providers=["salesforce"], seed=11))
-        server = sandbox.servers["salesforce"]
-        server.app = _with_latency(server.app, API_LATENCY_SECONDS)
-        integrations = _seed(akita_db_url, sandbox.urls)
-
-        # host:port/db of the throwaway server, in the variables the production file reads.
-        rest = admin_url.split("@", 1)[1]
-        host_port, _ = rest.split("/", 1)
-        host, port = host_port.split(":")
-        env = {
-            **os.environ,
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "DAGSTER_HOME": str(dagster_home),
-            "DAGSTER_PG_HOST": host, "DAGSTER_PG_PORT": port, "DAGSTER_PG_USER": "akita",
-            "DAGSTER_PG_PASSWORD": "unused-trust-auth", "DAGSTER_PG_DB": "dagster",
-            "AKITA_DATABASE_URL": akita_db_url,
-            "AKITA_HOME": os.environ.get("AKITA_HOME", str(home / "akita")),
-            "PYTHONUNBUFFERED": "1",
-        }
-        # Create Dagster's tables once, before two processes race to create them.
-        subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, cwd=ROOT,
-                       check=True, capture_output=True, timeout=120)
-
-        web_port = free_port()
-        result = Stack(url=f"http://127.0.0.1:{web_port}", dagster_home=dagster_home,
-                       dagster_db_url=dagster_db_url, akita_db_url=akita_db_url, env=env,
-                       integrations=integrations, logs=logs,
-                       sandbox_urls=dict(sandbox.urls))
-        stack.callback(_kill_strays, dagster_home)
-        for name, cmd in (
-            ("webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p",
-                           str(web_port), "-w", "workspace.yaml"]),
-            ("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]),
-        ):
-            proc = _spawn(name, cmd, env, logs)
-            result.processes[name] = proc
-            stack.callback(_stop, proc)
+        result, _, _ = start_stack(stack, label="e2e", providers=["salesforce"],
+                                   customers=CUSTOMERS, latency=API_LATENCY_SECONDS)
 
         def ready() -> bool:
             result.check_alive()
@@ -317,6 +334,6 @@ def running_stack() -> Iterator[Stack]:
                 return False
 
         wait_for(ready, timeout=120, what="the webserver to load the code location")
-        (logs / "stack.json").write_text(json.dumps(
-            {"url": result.url, "integrations": integrations}, indent=2))
+        (result.logs / "stack.json").write_text(json.dumps(
+            {"url": result.url, "integrations": result.integrations}, indent=2))
         yield result

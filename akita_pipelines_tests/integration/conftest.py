@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine
 
+from akita_pipelines.cli import main
 from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.sandbox.server import Sandbox, start_sandbox
@@ -17,12 +20,27 @@ def sandbox() -> Iterator[Sandbox]:
         yield running
 
 
-def register_salesforce(engine: Engine, sandbox: Sandbox, customer: str = "acme",
-                        settings: dict[str, Any] | None = None) -> str:
-    info = dict(sandbox.urls["salesforce"])
+def register_sandbox(engine: Engine, sandbox: Sandbox, provider: str, customer: str = "acme",
+                     settings: dict[str, Any] | None = None) -> str:
+    """A customer and its integration with the ``provider`` emulator; the integration's id."""
+    info = dict(sandbox.urls[provider])
     add_customer(engine, Customer(id=customer, name=customer.title()))
-    integration_id = f"salesforce.{customer}"
+    integration_id = f"{provider}.{customer}"
     add_integration(engine, Integration(
-        id=integration_id, customer_id=customer, provider="salesforce",
+        id=integration_id, customer_id=customer, provider=provider,
         config={"base_url": info.pop("base_url")}, settings=settings or {}), info)
     return integration_id
+
+
+def register_salesforce(engine: Engine, sandbox: Sandbox, customer: str = "acme",
+                        settings: dict[str, Any] | None = None) -> str:
+    return register_sandbox(engine, sandbox, "salesforce", customer, settings)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The ``akita`` command on a fresh SQLite database."""
+    monkeypatch.setenv("AKITA_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    return runner

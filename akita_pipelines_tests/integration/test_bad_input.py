@@ -16,14 +16,6 @@ CREDS = {"client_id": "c", "client_secret": "s", "refresh_token": "r"}
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("AKITA_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    runner = CliRunner()
-    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
-    return runner
-
-
-@pytest.fixture
 def creds(tmp_path: Path) -> Path:
     path = tmp_path / "creds.json"
     path.write_text(json.dumps(CREDS))

@@ -13,14 +13,6 @@ from akita_pipelines.cli import main
 from akita_pipelines.sandbox.server import Sandbox
 
 
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("AKITA_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    runner = CliRunner()
-    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
-    return runner
-
-
 def _registry(tmp_path: Path, sandbox: Sandbox, **overrides: object) -> Path:
     info = dict(sandbox.urls["salesforce"])
     integration = {"id": "salesforce.acme", "provider": "salesforce",

@@ -41,6 +41,7 @@ from akita_pipelines.sandbox.hubspot import HubSpotEmulator, epoch_ms
 from akita_pipelines.sandbox.server import QuietHandler, start_sandbox
 from akita_pipelines.sandbox.world import World
 from akita_pipelines.sync.service import sync_object
+from akita_pipelines_tests.integration.conftest import register_sandbox
 
 SPECS = Path(__file__).resolve().parents[1] / "provider_specs" / "hubspot"
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -526,11 +527,7 @@ def test_custom_objects_are_streams_by_configuration() -> None:
 
 def test_sync_links_contacts_to_the_accounts_of_their_companies(sqlite_engine: Engine) -> None:
     with start_sandbox(base_port=0, seed=13, providers=["hubspot"]) as sandbox:
-        info = dict(sandbox.urls["hubspot"])
-        add_customer(sqlite_engine, Customer(id="acme", name="Acme"))
-        add_integration(sqlite_engine, Integration(
-            id="hubspot.acme", customer_id="acme", provider="hubspot",
-            config={"base_url": info.pop("base_url")}), info)
+        register_sandbox(sqlite_engine, sandbox, "hubspot")
         for kind in ("accounts", "contacts"):
             sync_object(sqlite_engine, "hubspot.acme", kind, http=HttpClient(sleep=lambda s: None))
         emulator = sandbox.emulators["hubspot"]

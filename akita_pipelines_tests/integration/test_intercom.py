@@ -24,10 +24,8 @@ from werkzeug.serving import make_server
 
 from akita_pipelines.core.clock import parse_datetime, set_clock
 from akita_pipelines.core.errors import AuthError, ConfigError
-from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.db.integrations import get_integration
 from akita_pipelines.db.schema import interactions
-from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.providers.auth import MemoryCredentialStore
 from akita_pipelines.providers.base import ConnectionContext, Page
 from akita_pipelines.providers.http import HttpClient
@@ -38,6 +36,7 @@ from akita_pipelines.sandbox.intercom import IntercomEmulator
 from akita_pipelines.sandbox.server import QuietHandler, Sandbox, start_sandbox
 from akita_pipelines.sandbox.world import World
 from akita_pipelines.sync.service import sync_object
+from akita_pipelines_tests.integration.conftest import register_sandbox
 
 SPECS = Path(__file__).resolve().parents[1] / "provider_specs" / "intercom"
 LA = ZoneInfo("America/Los_Angeles")
@@ -402,11 +401,7 @@ def _no_wait(seconds: float) -> None:
 
 def test_revoked_token_needs_reauthorising(sqlite_engine: Engine) -> None:
     with start_sandbox(base_port=0, seed=21, providers=["intercom"]) as sandbox:
-        info = dict(sandbox.urls["intercom"])
-        add_customer(sqlite_engine, Customer(id="acme", name="Acme"))
-        add_integration(sqlite_engine, Integration(
-            id="intercom.acme", customer_id="acme", provider="intercom",
-            config={"base_url": info.pop("base_url")}), info)
+        register_sandbox(sqlite_engine, sandbox, "intercom")
         sync_object(sqlite_engine, "intercom.acme", "contacts", http=HttpClient(sleep=_no_wait))
         revoked = sandbox.emulators["intercom"].credentials()["access_token"]
         sandbox.emulators["intercom"].expire_tokens()
@@ -420,11 +415,7 @@ def test_revoked_token_needs_reauthorising(sqlite_engine: Engine) -> None:
 def test_deleted_conversations_are_marked_deleted(sqlite_engine: Engine) -> None:
     with start_sandbox(base_port=0, seed=21, providers=["intercom"]) as sandbox:
         emulator = sandbox.emulators["intercom"]
-        info = dict(sandbox.urls["intercom"])
-        add_customer(sqlite_engine, Customer(id="acme", name="Acme"))
-        add_integration(sqlite_engine, Integration(
-            id="intercom.acme", customer_id="acme", provider="intercom",
-            config={"base_url": info.pop("base_url")}), info)
+        register_sandbox(sqlite_engine, sandbox, "intercom")
         sync_object(sqlite_engine, "intercom.acme", "tickets", http=HttpClient(sleep=_no_wait))
         gone = [r["id"] for r in emulator.records("tickets")[:2]]
         emulator.delete("tickets", gone)

@@ -140,7 +140,7 @@ def test_tickets_link_by_requester_email_and_the_contacts_account(engine: Engine
         "contacts", "003000000000001AAA", T0, first_name="Jane", last_name="Doe",
         email="jane@acme.com", account_ref="001000000000001AAA")])
     _run(engine, "zendesk.acme", [
-        TypedRecord("tickets", "t1", T0, name="Help", fields={"requester_email": "JANE@acme.com"}),
+        TypedRecord("tickets", "t1", T0, name="Help", requester_email="JANE@acme.com"),
         TypedRecord("tickets", "t2", T0, name="Other", email="nobody@elsewhere.org")])
     with engine.connect() as conn:
         rows = conn.execute(

@@ -382,3 +382,31 @@ def test_push_commands_register_list_count_and_remove_without_showing_secrets(
     assert runner.invoke(main, ["push", "remove", str(sub.id)]).exit_code == 0
     assert runner.invoke(main, ["push", "remove", str(sub.id)]).exit_code != 0
     engine.dispose()
+
+
+def test_push_repository_writes_coalesce_on_both_databases(engine: Engine) -> None:
+    """Event ids are new once; an object notified twice is one row holding the later time and
+    both counts; the receivers' counts add up (each a one-row upsert through db/bulk.py)."""
+    add_customer(engine, Customer(id="acme", name="Acme"))
+    add_integration(engine, Integration(id="stripe.acme", customer_id="acme",
+                                        provider="stripe",
+                                        config={"base_url": "http://127.0.0.1:9"}),
+                    {"api_key": "sk_test_x"})
+    t0 = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    with engine.begin() as conn:
+        sub = push.create_subscription(conn, "stripe.acme", secret="whsec_x", account_ref=None,
+                                       now=t0)
+        assert push.record_events(conn, sub.id, ["e1", "e2", "e1"], t0) == {"e1", "e2"}
+        assert push.record_events(conn, sub.id, ["e2", "e3"], t0) == {"e3"}
+        first = push.push(conn, "stripe.acme", ["accounts"], t0 + timedelta(minutes=5), 2)
+        again = push.push(conn, "stripe.acme", ["accounts"], t0, 3)  # an older notification
+        assert first == again
+        assert len(first) == 1
+        for n in (1, 4):
+            push.count(conn, "stripe", "stripe.acme", "accepted", t0 + timedelta(minutes=n))
+            push.count(conn, "stripe", None, "bad_signature", t0, n)
+    with engine.connect() as conn:
+        row = conn.execute(select(push_due)).one()
+        assert (row.notifications, row.last_notified_at) == (5, t0 + timedelta(minutes=5))
+        assert push.counts(conn) == {("stripe", "stripe.acme", "accepted"): 2,
+                                     ("stripe", "", "bad_signature"): 5}

@@ -2,12 +2,14 @@
 
 simple-salesforce always builds ``https://`` URLs from the instance; the emulator serves plain
 HTTP on loopback, so the client's session carries an adapter that sends those requests over
-HTTP. Everything else (paths, SOQL, paging through ``nextRecordsUrl``, describe, errors) is the
-client's own.
+HTTP. Everything else (paths, SOQL, paging through ``nextRecordsUrl``, describe, Bulk API 2.0
+query jobs and their CSV locators, errors) is the client's own.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,3 +99,35 @@ def test_malformed_soql_is_the_clients_malformed_request_error(sandbox: Sandbox)
     sf = _client(sandbox)
     with pytest.raises(simple_salesforce.exceptions.SalesforceMalformedRequest):
         sf.query("SELEC Id FROM Account")
+
+
+def test_bulk2_query_all_reads_every_record_through_locators(sandbox: Sandbox) -> None:
+    """The official bulk2 client creates the job, polls it to JobComplete and follows
+    ``Sforce-Locator`` to the ``null`` locator; its CSV holds every record once."""
+    emulator = sandbox.emulators["salesforce"]
+    emulator.add_history("Contact", 2500)
+    sf = _client(sandbox)
+    sets = list(sf.bulk2.Contact.query_all(
+        "SELECT Id, Email, IsDeleted, SystemModstamp, Account.Name FROM Contact",
+        max_records=1000, wait=0))
+    expected = emulator.records("Contact", include_deleted=True)
+    assert len(sets) == -(-len(expected) // 1000)  # one CSV per locator, the last one full
+    rows = [row for text in sets for row in csv.DictReader(io.StringIO(text))]
+    assert sorted(r["Id"] for r in rows) == sorted(r["Id"] for r in expected)
+    assert {"true", "false"} == {r["IsDeleted"] for r in rows}
+    assert all(r["SystemModstamp"].endswith("Z") for r in rows)
+    live = list(sf.bulk2.Contact.query("SELECT Id FROM Contact", wait=0))
+    live_ids = {r["Id"] for text in live for r in csv.DictReader(io.StringIO(text))}
+    assert live_ids == {r["Id"] for r in emulator.records("Contact")}
+
+
+def test_bulk2_job_errors_are_the_clients_errors(sandbox: Sandbox) -> None:
+    sf = _client(sandbox)
+    with pytest.raises(simple_salesforce.exceptions.SalesforceMalformedRequest):
+        list(sf.bulk2.Account.query("SELECT Id FROM Account ORDER BY Id", wait=0))
+    sandbox.emulators["salesforce"].inject("bulk_job_failed")
+    with pytest.raises(simple_salesforce.exceptions.SalesforceOperationError):
+        list(sf.bulk2.Account.query("SELECT Id FROM Account", wait=0))
+    expired = _client(sandbox, token="not-a-session")
+    with pytest.raises(simple_salesforce.exceptions.SalesforceExpiredSession):
+        list(expired.bulk2.Account.query("SELECT Id FROM Account", wait=0))

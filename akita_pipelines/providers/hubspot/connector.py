@@ -48,7 +48,7 @@ from akita_pipelines.core.errors import (
 )
 from akita_pipelines.providers.auth import CredentialStore, OAuth2RefreshGrant
 from akita_pipelines.providers.base import ConnectionContext, Page, Stream
-from akita_pipelines.providers.http import json_object
+from akita_pipelines.providers.http import error_body, json_object
 from akita_pipelines.providers.hubspot.streams import ObjectInfo, object_info
 
 MAX_SEARCH_LIMIT = 200
@@ -65,14 +65,6 @@ def epoch_ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def _body(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _header_int(response: requests.Response, name: str) -> int | None:
     value = response.headers.get(name)
     try:
@@ -85,7 +77,7 @@ def error_hook(response: requests.Response) -> AkitaError | None:
     """HubSpot's error table: bodies are ``{status, message, category, correlationId, ...}``,
     429s add ``errorType: RATE_LIMIT`` and ``policyName``."""
     status = response.status_code
-    body = _body(response)
+    body = error_body(response)
     category = str(body.get("category") or "")
     if status == 401:
         # EXPIRED_AUTHENTICATION or INVALID_AUTHENTICATION: one refresh may fix either.

@@ -15,7 +15,8 @@ from typing import Any
 from akita_pipelines.core.clock import parse_datetime
 from akita_pipelines.core.errors import ConfigError
 from akita_pipelines.core.types import TypedRecord
-from akita_pipelines.providers.base import Stream
+from akita_pipelines.providers.base import Stream, by_type
+from akita_pipelines.providers.payload import first_email
 from akita_pipelines.providers.payload import text as _text
 
 
@@ -110,13 +111,21 @@ def contact(payload: Mapping[str, Any]) -> TypedRecord:
                  _consumed=("firstname", "lastname", "email", "phone"))
 
 
+#: A custom object's email properties that name the person it comes from, in order (HubSpot's
+#: internal property names are lower case).
+_REQUESTER_PROPERTIES = ("requester_email", "from_email", "email")
+
+
 def _activity(interaction_type: str, name_property: str,
               payload: Mapping[str, Any]) -> TypedRecord:
     """Deals, tickets, tasks and custom objects: a name and the company / contact links."""
     props = payload["properties"]
+    others = {k: v for k, v in props.items() if k != name_property}
     return _base(interaction_type, payload, name=_text(props, name_property),
                  account_ref=associated_id(payload, "companies"),
-                 contact_ref=associated_id(payload, "contacts"), _consumed=(name_property,))
+                 contact_ref=associated_id(payload, "contacts"),
+                 requester_email=first_email(others, _REQUESTER_PROPERTIES),
+                 _consumed=(name_property,))
 
 
 _COMMON = ("hs_object_id", "createdate")
@@ -130,25 +139,22 @@ def _stream(interaction_type: str, obj: str, fields: tuple[str, ...],
                   fields=(*_COMMON, OBJECTS[obj].modified, *fields), to_typed=to_typed)
 
 
-STREAMS: Mapping[str, Stream] = {
-    s.interaction_type: s
-    for s in (
-        _stream("accounts", "companies",
-                ("name", "domain", "website", "phone", "city", "country", "industry",
-                 "numberofemployees"), company),
-        _stream("contacts", "contacts",
-                ("firstname", "lastname", "email", "phone", "jobtitle", "associatedcompanyid"),
-                contact),
-        _stream("deals", "deals", ("dealname", "amount", "dealstage", "pipeline", "closedate"),
-                partial(_activity, "deals", "dealname")),
-        _stream("tickets", "tickets",
-                ("subject", "content", "hs_pipeline", "hs_pipeline_stage",
-                 "hs_ticket_priority"), partial(_activity, "tickets", "subject")),
-        _stream("tasks", "tasks",
-                ("hs_task_subject", "hs_task_status", "hs_task_priority", "hs_timestamp"),
-                partial(_activity, "tasks", "hs_task_subject")),
-    )
-}
+STREAMS = by_type(
+    _stream("accounts", "companies",
+            ("name", "domain", "website", "phone", "city", "country", "industry",
+             "numberofemployees"), company),
+    _stream("contacts", "contacts",
+            ("firstname", "lastname", "email", "phone", "jobtitle", "associatedcompanyid"),
+            contact),
+    _stream("deals", "deals", ("dealname", "amount", "dealstage", "pipeline", "closedate"),
+            partial(_activity, "deals", "dealname")),
+    _stream("tickets", "tickets",
+            ("subject", "content", "hs_pipeline", "hs_pipeline_stage",
+             "hs_ticket_priority"), partial(_activity, "tickets", "subject")),
+    _stream("tasks", "tasks",
+            ("hs_task_subject", "hs_task_status", "hs_task_priority", "hs_timestamp"),
+            partial(_activity, "tasks", "hs_task_subject")),
+)
 
 
 def custom_stream(name: str, config: Mapping[str, Any]) -> Stream:

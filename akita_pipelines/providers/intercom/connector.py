@@ -43,7 +43,7 @@ from akita_pipelines.core.errors import (
     TransientError,
 )
 from akita_pipelines.providers.base import ConnectionContext, Page, Stream
-from akita_pipelines.providers.http import json_object
+from akita_pipelines.providers.http import error_body, json_object
 from akita_pipelines.providers.mapping import iso
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,7 @@ class ScrollBusy(RateLimited):
 
 
 def _error_codes(response: requests.Response) -> set[str]:
-    try:
-        body = response.json()
-    except ValueError:
-        return set()
-    errors = body.get("errors") if isinstance(body, dict) else None
+    errors = error_body(response).get("errors")
     if not isinstance(errors, list):
         return set()
     return {str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code")}

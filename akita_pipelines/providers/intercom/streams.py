@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from akita_pipelines.core.types import TypedRecord
-from akita_pipelines.providers.base import Stream
+from akita_pipelines.providers.base import Stream, by_type
 from akita_pipelines.providers.mapping import as_datetime
 from akita_pipelines.providers.payload import text as _text
 
@@ -96,11 +96,8 @@ def _stream(interaction_type: str, source_object: str, to_typed: Any) -> Stream:
                   primary_key="id", cursor_field="updated_at", fields=(), to_typed=to_typed)
 
 
-STREAMS: Mapping[str, Stream] = {
-    s.interaction_type: s
-    for s in (
-        _stream("accounts", "companies", company),
-        _stream("contacts", "contacts", contact),
-        _stream("tickets", "conversations", conversation),
-    )
-}
+STREAMS = by_type(
+    _stream("accounts", "companies", company),
+    _stream("contacts", "contacts", contact),
+    _stream("tickets", "conversations", conversation),
+)

@@ -13,6 +13,12 @@ from akita_pipelines.providers.payload import text as _text
 _COMMON = ("Id", "SystemModstamp", "CreatedDate", "IsDeleted")
 
 
+def _value(value: Any) -> Any:
+    """A field's value without API metadata: a relationship's nested ``attributes`` (REST
+    sends them, Bulk API CSV has none) say nothing about the record."""
+    if isinstance(value, dict) and "attributes" in value:
+        return {k: v for k, v in value.items() if k != "attributes"}
+    return value
 
 
 def _base(interaction_type: str, payload: Mapping[str, Any], **typed: Any) -> TypedRecord:
@@ -28,7 +34,7 @@ def _base(interaction_type: str, payload: Mapping[str, Any], **typed: Any) -> Ty
         external_id=record_id,
         updated_at=parse_datetime(modstamp),
         deleted=bool(payload.get("IsDeleted", False)),
-        fields={k: v for k, v in payload.items() if k not in skip},
+        fields={k: _value(v) for k, v in payload.items() if k not in skip},
         **typed,
     )
 

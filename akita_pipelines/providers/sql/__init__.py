@@ -4,6 +4,7 @@ Config::
 
     {"url": "postgresql+psycopg2://reader@db.acme.example/crm",   # password in credentials
      "timezone": "UTC",                     # how naive timestamp columns are to be read
+     "statement_timeout_seconds": 300,      # optional: PostgreSQL, MySQL and MariaDB
      "streams": {
        "accounts": {"table": "crm.companies", "primary_key": "id", "updated_at": "updated_at",
                     "deleted": "deleted_at",
@@ -13,6 +14,7 @@ Config::
                          "fields": {"account_ref": "account_id"}}}}
 
 Credentials: ``password`` (and optionally ``username``), merged into the URL at connect time.
+Engines, their traps, and the warehouses not tested here: ``docs/sql-sources.md``.
 """
 
 from collections.abc import Mapping
@@ -20,7 +22,7 @@ from typing import Any
 
 from akita_pipelines.providers.base import ProviderSpec, Stream
 from akita_pipelines.providers.mapping import make_stream, parse_mapping
-from akita_pipelines.providers.sql.connector import SqlConnector
+from akita_pipelines.providers.sql.connector import SqlConnector, connection_url
 from akita_pipelines.providers.sql.query import SqlSource
 
 
@@ -42,6 +44,9 @@ PROVIDER = ProviderSpec(
     settings={"sync_frequency_per_day": 24.0, "lookback_seconds": 600, "page_size": 5000},
     required_config=("url",),
     custom_stream=sql_stream,
+    # At registration: a password in the URL would otherwise be stored as plain config (shown
+    # in the UI and in logs) until the first sync refused it.
+    check_config=lambda config: connection_url(config, {}),
 )
 
 __all__ = ["PROVIDER"]

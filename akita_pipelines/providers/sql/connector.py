@@ -1,15 +1,28 @@
 """Read a customer's SQL database: incremental by an ``updated_at`` column, streamed, read-only.
 
 Each read opens its own engine (no pool kept between syncs) and one read-only transaction:
-PostgreSQL gets ``SET TRANSACTION READ ONLY`` and a session time zone (so naive ``timestamp``
-columns compare with the bound ``since`` in the zone the customer stores them in); SQLite is
-opened with ``mode=ro`` (a wrong path fails instead of silently creating an empty database) and
-``PRAGMA query_only``. Other dialects rely on the SELECT-only check and a read-only database
-user, which we ask every customer for anyway.
 
-Rows are streamed with a server-side cursor (``stream_results`` + ``yield_per``) and yielded a
-page at a time, ordered by ``(updated_at, primary key)``, so a page's last cursor value is a safe
-resume point and a 10-million-row table never sits in memory.
+- PostgreSQL gets ``SET TRANSACTION READ ONLY`` and a session time zone (so naive ``timestamp``
+  columns compare with the bound ``since`` in the zone the customer stores them in).
+- MySQL / MariaDB get ``START TRANSACTION READ ONLY`` and the session time zone ``+00:00``:
+  servers rarely have the named-zone tables loaded (``SET time_zone = 'Europe/Berlin'`` then
+  fails), and in UTC a ``TIMESTAMP`` column reads back exactly, without the hour a named zone
+  repeats each autumn. Which kind the cursor column is (``TIMESTAMP``: UTC; ``DATETIME``: naive,
+  in the configured zone) is asked of the server before the read. Zero dates
+  (``0000-00-00 00:00:00``) count as NULL.
+- DuckDB is opened ``read_only`` (a mistyped path fails instead of creating a database) with
+  the session ``TimeZone`` set, as on PostgreSQL.
+- SQLite is opened with ``mode=ro`` (a wrong path fails instead of silently creating an empty
+  database) and ``PRAGMA query_only``.
+
+Other dialects rely on the SELECT-only check and a read-only database user, which we ask every
+customer for anyway.
+
+Rows are streamed with a server-side cursor (``stream_results`` + ``yield_per``: a named cursor
+on psycopg2, ``SSCursor`` on PyMySQL) and yielded a page at a time, ordered by
+``(updated_at, primary key)``, so a page's last cursor value is a safe resume point and a
+10-million-row table never sits in memory. DuckDB's Python client has no streaming cursor: the
+whole result is held in DuckDB's own memory (Python still holds one page at a time).
 
 Rows whose ``updated_at`` is NULL are read by a full sync only: ``updated_at >= :since`` never
 matches NULL. Rows committed late by a long transaction with an ``updated_at`` older than the
@@ -21,7 +34,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Mapping
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -48,6 +61,9 @@ from akita_pipelines.providers.sql.query import SqlSource
 
 log = logging.getLogger(__name__)
 
+#: The MySQL wire protocol's type codes of TIMESTAMP and TIMESTAMP2 columns.
+_MYSQL_TIMESTAMP_TYPES = (7, 17)
+
 
 def connection_url(config: Mapping[str, Any], credentials: Mapping[str, Any]) -> URL:
     """The configured SQLAlchemy URL with the secret parts merged in from the credentials.
@@ -71,6 +87,10 @@ def connection_url(config: Mapping[str, Any], credentials: Mapping[str, Any]) ->
         url = url.set(username=str(credentials["username"]))
     if credentials.get("password"):
         url = url.set(password=str(credentials["password"]))
+    if url.get_backend_name() == "duckdb" and url.database and url.database != ":memory:":
+        # Read-only: a mistyped path fails instead of creating an empty database, and we can
+        # never write to the customer's file.
+        url = url.update_query_dict({"access_mode": "READ_ONLY"})
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
             and not url.database.startswith("file:"):
         # A read-only URI: a mistyped path fails instead of creating an empty database.
@@ -93,18 +113,46 @@ def _safe_message(exc: BaseException, secret: str | None) -> str:
     return first.replace(secret, "***") if secret else first
 
 
+#: MySQL / MariaDB error numbers (PyMySQL reports nearly all of them as OperationalError,
+#: whose class alone says nothing): what the customer must change, not a reason to retry.
+_MYSQL_CONFIG_ERRORS = {
+    1044: "the user may not use this database",
+    1049: "unknown database",
+    1054: "unknown column",
+    1064: "SQL syntax error",
+    1142: "the user may not read this table (or it does not exist)",
+    1143: "the user may not read this column",
+    1146: "unknown table",
+    1298: "unknown time zone",
+    1370: "the user may not run this routine",
+    1792: "the query tries to write: the transaction is read-only",
+}
+_MYSQL_AUTH_ERRORS = {1045, 1698}
+_FIX_LOGIN = "check the username and password in the integration's credentials"
+
+
+def _mysql_errno(exc: SQLAlchemyError) -> int | None:
+    args = getattr(getattr(exc, "orig", None), "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
 def classify_db_error(exc: SQLAlchemyError, what: str, secret: str | None) -> AkitaError:
     """Map a database error to the taxonomy: refused login → AuthError; unknown table, column
     or permission, or a query that tries to write → ConfigError; lost connection → transient."""
     message = _safe_message(exc, secret)
     lowered = message.lower()
-    if any(s in lowered for s in ("password authentication failed", "access denied",
-                                  "authentication failed", "no password supplied")):
-        return AuthError(f"{what}: the database refused the login ({message})")
-    if any(s in lowered for s in ("read-only", "readonly", "query_only", "permission denied",
-                                  "does not exist", "no such table", "no such column",
-                                  "unable to open database", "syntax error",
-                                  "ambiguous")):
+    errno = _mysql_errno(exc)
+    refused = errno in _MYSQL_AUTH_ERRORS or (errno is None and any(s in lowered for s in (
+        "password authentication failed", "access denied", "authentication failed",
+        "no password supplied")))
+    if refused:
+        return AuthError(f"{what}: the database refused the login ({message}): {_FIX_LOGIN}")
+    if errno in _MYSQL_CONFIG_ERRORS:
+        return ConfigError(f"{what}: {_MYSQL_CONFIG_ERRORS[errno]} ({message})")
+    if any(s in lowered for s in ("read-only", "readonly", "read only", "query_only",
+                                  "permission denied", "does not exist", "no such table",
+                                  "no such column", "unable to open database", "syntax error",
+                                  "ambiguous", "not found in from clause")):
         return ConfigError(f"{what}: {message}")
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return TransientError(f"{what}: connection lost ({message})")
@@ -112,6 +160,22 @@ def classify_db_error(exc: SQLAlchemyError, what: str, secret: str | None) -> Ak
                                                              "DataError", "IntegrityError"):
         return ConfigError(f"{what}: {message}")
     return TransientError(f"{what}: {message}")
+
+
+def _abandon_mysql_stream(conn: Connection, cursor: Any) -> None:
+    """Stop a half-read MySQL / MariaDB stream without reading the rest of it.
+
+    The protocol cannot cancel a result: closing a streaming cursor early reads and discards
+    every remaining row, so a bad row on the first page of a large table would read the whole
+    table before the error surfaced. Closing the connection ends it at once (the server stops
+    at its next write). PyMySQL then still counts the result as unfinished, and its cursor's
+    ``__del__`` would read from the closed socket; it is marked finished.
+    """
+    driver_conn = getattr(cursor, "connection", None)
+    conn.invalidate()
+    pending = getattr(driver_conn, "_result", None)
+    if pending is not None and getattr(pending, "unbuffered_active", False):
+        pending.unbuffered_active = False
 
 
 class SqlConnector:
@@ -137,23 +201,52 @@ class SqlConnector:
         return engine
 
     def _begin_read_only(self, conn: Connection) -> None:
-        if conn.dialect.name == "postgresql":
+        timeout = self.ctx.config.get("statement_timeout_seconds")
+        if conn.dialect.name in ("mysql", "mariadb"):
+            conn.exec_driver_sql("SET SESSION time_zone = '+00:00'")
+            if timeout is not None:
+                # MariaDB counts seconds in max_statement_time, MySQL milliseconds in
+                # max_execution_time (SELECTs only); neither knows the other's name.
+                if getattr(conn.dialect, "is_mariadb", False):
+                    conn.execute(text("SET SESSION max_statement_time = :s"),
+                                 {"s": float(timeout)})
+                else:
+                    conn.execute(text("SET SESSION max_execution_time = :ms"),
+                                 {"ms": int(float(timeout) * 1000)})
+            # Explicit, not SET TRANSACTION: the dialect's own first-connect queries may
+            # already have opened a transaction, which START TRANSACTION ends.
+            conn.exec_driver_sql("START TRANSACTION READ ONLY")
+        elif conn.dialect.name == "duckdb":
+            conn.execute(text("SET TimeZone = :zone"), {"zone": str(self.zone)})
+        elif conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
             # Bound parameter, not an f-string: the zone name comes from config.
             conn.execute(text("SELECT set_config('TimeZone', :zone, true)"),
                          {"zone": str(self.zone)})
-            timeout = self.ctx.config.get("statement_timeout_seconds")
             if timeout is not None:
                 conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
                              {"ms": str(int(float(timeout) * 1000))})
 
-    def _bind_since(self, conn: Connection, source: SqlSource, since: datetime) -> Any:
+    def _cursor_zone(self, conn: Connection, source: SqlSource) -> tzinfo:
+        """The zone in which the cursor column's naive values are to be read."""
+        if conn.dialect.name not in ("mysql", "mariadb") or source.cursor_is_unix:
+            return self.zone
+        # A TIMESTAMP column reads back in the session zone (UTC, set above); a DATETIME
+        # column is the customer's wall clock. The result's column type says which; LIMIT 0
+        # sends no rows (a plain table is not even read).
+        probe = conn.execute(source.cursor_sample(conn.dialect.name).limit(0))
+        type_code = probe.cursor.description[0][1]
+        probe.close()
+        return UTC if type_code in _MYSQL_TIMESTAMP_TYPES else self.zone
+
+    def _bind_since(self, conn: Connection, source: SqlSource, since: datetime,
+                    zone: tzinfo) -> Any:
         if source.cursor_is_unix:
             return math.floor(since.timestamp())
         dialect = conn.dialect.name
         if dialect == "postgresql":
             return since  # timestamptz; naive columns compare in the session zone set above
-        local = since.astimezone(self.zone)
+        local = since.astimezone(zone)
         if dialect != "sqlite":
             return local.replace(tzinfo=None)
         # SQLite has no timestamp type: values are text (or numbers) compared as such. Match
@@ -177,32 +270,44 @@ class SqlConnector:
         try:
             with engine.connect() as conn:
                 self._begin_read_only(conn)
+                zone = self._cursor_zone(conn, source)
                 stmt = source.statement(incremental=since is not None,
                                         dialect=conn.dialect.name)
-                params = {"since": self._bind_since(conn, source, since)} if since else {}
+                params = {"since": self._bind_since(conn, source, since, zone)} if since else {}
                 result = conn.execution_options(
                     stream_results=True, yield_per=self.ctx.page_size).execute(stmt, params)
-                keys = list(result.keys())
-                twice = sorted({k for k in keys if keys.count(k) > 1})
-                if twice:
-                    raise ConfigError(f"{what}: the query returns {twice} more than once; give "
-                                      "each column its own alias")
-                for rows in result.partitions():
-                    yield self._page(rows, keys, source)
+                driver_cursor = result.cursor
+                try:
+                    keys = list(result.keys())
+                    twice = sorted({k for k in keys if keys.count(k) > 1})
+                    if twice:
+                        raise ConfigError(f"{what}: the query returns {twice} more than once; "
+                                          "give each column its own alias")
+                    for rows in result.partitions():
+                        yield self._page(rows, keys, source, zone)
+                except BaseException:  # also GeneratorExit: the caller stopped reading
+                    if conn.dialect.name in ("mysql", "mariadb"):
+                        _abandon_mysql_stream(conn, driver_cursor)
+                    raise
                 conn.rollback()  # nothing was written; end the read-only transaction cleanly
         except SQLAlchemyError as exc:
             raise classify_db_error(exc, what, str(secret) if secret else None) from None
         finally:
             engine.dispose()
 
-    def _page(self, rows: Any, keys: list[str], source: SqlSource) -> Page:
+    def _page(self, rows: Any, keys: list[str], source: SqlSource, zone: tzinfo) -> Page:
         records: list[dict[str, Any]] = []
         checkpoint: datetime | None = None
+        # The driver's own value, not its JSON text: a datetime needs no parsing back.
+        at = keys.index(source.cursor) if source.cursor in keys else None
         for row in rows:
             record = {k: json_safe(v) for k, v in zip(keys, row, strict=True)}
-            raw = record.get(source.cursor)
+            raw = row[at] if at is not None else None
+            if isinstance(raw, str) and raw.startswith("0000-00-00"):
+                # MySQL's zero date ("no date"; drivers hand it over as text): like NULL.
+                raw = record[source.cursor] = None
             try:
-                stamp = as_datetime(raw, source.cursor, zone=self.zone)
+                stamp = as_datetime(raw, source.cursor, zone=zone)
             except (TypeError, ValueError):
                 raise DataError(f"column {source.cursor!r} holds {raw!r}, which is not a "
                                 "timestamp: it cannot serve as the cursor") from None

@@ -16,7 +16,7 @@ from typing import Any
 
 from akita_pipelines.core.clock import parse_datetime
 from akita_pipelines.core.types import TypedRecord
-from akita_pipelines.providers.base import Stream
+from akita_pipelines.providers.base import Stream, by_type
 from akita_pipelines.providers.payload import text as _text
 
 #: Added by the connector to every payload: when the change it shows happened (ISO-8601).
@@ -141,11 +141,8 @@ def _stream(interaction_type: str, source_object: str, to_typed: Any) -> Stream:
                   primary_key="id", cursor_field=CHANGED_AT, fields=(), to_typed=to_typed)
 
 
-STREAMS: Mapping[str, Stream] = {
-    s.interaction_type: s
-    for s in (
-        _stream("accounts", "customers", customer),
-        _stream("subscriptions", "subscriptions", subscription),
-        _stream("invoices", "invoices", invoice),
-    )
-}
+STREAMS = by_type(
+    _stream("accounts", "customers", customer),
+    _stream("subscriptions", "subscriptions", subscription),
+    _stream("invoices", "invoices", invoice),
+)

@@ -52,7 +52,7 @@ from akita_pipelines.core.errors import (
 )
 from akita_pipelines.providers.auth import OAuth2RefreshGrant
 from akita_pipelines.providers.base import ConnectionContext, Page, Stream
-from akita_pipelines.providers.http import json_object
+from akita_pipelines.providers.http import error_body, json_object
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +74,10 @@ class TooRecentStart(ProviderError):
     """Zendesk refused ``start_time`` as less than a minute old."""
 
 
-def _body(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def error_hook(response: requests.Response) -> AkitaError | None:
     """Zendesk's error table: ``{"error": ..., "description": ...}`` bodies."""
     status = response.status_code
-    body = _body(response)
+    body = error_body(response)
     error = str(body.get("error", ""))
     if status == 401:
         if error == "invalid_token":

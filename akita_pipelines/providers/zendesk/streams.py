@@ -12,7 +12,7 @@ from typing import Any
 
 from akita_pipelines.core.clock import parse_datetime
 from akita_pipelines.core.types import TypedRecord
-from akita_pipelines.providers.base import Stream
+from akita_pipelines.providers.base import Stream, by_type
 from akita_pipelines.providers.payload import text as _text
 
 
@@ -85,11 +85,8 @@ def _stream(interaction_type: str, resource: str, to_typed: Any) -> Stream:
                   cursor_field="updated_at", fields=(), to_typed=to_typed)
 
 
-STREAMS: Mapping[str, Stream] = {
-    s.interaction_type: s
-    for s in (
-        _stream("accounts", "organizations", organization),
-        _stream("contacts", "users", user),
-        _stream("tickets", "tickets", ticket),
-    )
-}
+STREAMS = by_type(
+    _stream("accounts", "organizations", organization),
+    _stream("contacts", "users", user),
+    _stream("tickets", "tickets", ticket),
+)

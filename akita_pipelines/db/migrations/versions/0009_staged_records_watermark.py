@@ -12,15 +12,15 @@ Existing rows keep their order (their ids become their numbers). The watermark o
 with pending rows sits just below its first pending row, so nothing pending is skipped (a
 processed row above it is processed again, which stores the same result).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-06 13:40:00
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0008'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
