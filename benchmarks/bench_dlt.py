@@ -81,6 +81,22 @@ def _postgres_pair(sandbox: RemoteSandbox, round_: int, admin: str
     return fetched / ours_s, rows / dlt_s, fetched
 
 
+def _floor(sandbox: RemoteSandbox, label: str, ours: float, peer: float) -> Figure:
+    """What blocks 2× dlt: the retrieval alone (our connector reading the same pages, no
+    database) in the same run, and the time per record that 2× dlt leaves for the rest."""
+    from benchmarks.bench_sync import connector_only
+
+    n, seconds = connector_only(sandbox)
+    fetch_us = seconds / n * 1e6
+    budget_us = 1e6 / (2 * peer) - fetch_us
+    rest_us = 1e6 / ours - fetch_us
+    return Figure(f"floor: retrieval alone, {n:,} records ({label} run)",
+                  f"{n / seconds:,.0f} rec/s ({fetch_us:.0f} µs a record)",
+                  f"2× dlt leaves {budget_us:.0f} µs a record for stage + type + match + "
+                  f"write; ours takes {rest_us:.0f}", goal="—",
+                  note="the processor works beside the retrieval, but one Python process")
+
+
 #: Each side's best of this many runs: one run of either moved by ±30 % on a shared machine.
 ROUNDS = 2
 #: A provider's round trip per query page (both peers wait for it); 0 = the emulator's own pace.
@@ -109,6 +125,8 @@ def run() -> list[Figure]:
                             f"{ours:,.0f} rec/s", f"{peer:,.0f} rec/s (dlt rest_api merge)",
                             f"{ratio:.2f}×", f"≥ 2× dlt {'✓' if ratio >= 2 else '✗'}",
                             note=f"best of {ROUNDS} runs each; emulator in its own process"))
+                        if not latency:
+                            figures.append(_floor(sandbox, label, ours, peer))
     return figures
 
 

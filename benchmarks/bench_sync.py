@@ -33,7 +33,7 @@ def _register(engine: Engine, sandbox: Sandbox | RemoteSandbox) -> str:
     return "salesforce.bench"
 
 
-def bare_loop(sandbox: Sandbox) -> tuple[int, float]:
+def bare_loop(sandbox: Sandbox | RemoteSandbox) -> tuple[int, float]:
     """The floor: the same query pages fetched and parsed with plain requests."""
     info = sandbox.urls["salesforce"]
     base = info["base_url"]
@@ -54,7 +54,7 @@ def bare_loop(sandbox: Sandbox) -> tuple[int, float]:
     return n, time.perf_counter() - start
 
 
-def connector_only(sandbox: Sandbox) -> tuple[int, float]:
+def connector_only(sandbox: Sandbox | RemoteSandbox) -> tuple[int, float]:
     info = dict(sandbox.urls["salesforce"])
     base = info.pop("base_url")
     spec = get_provider("salesforce")
