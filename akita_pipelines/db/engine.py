@@ -76,7 +76,9 @@ def make_engine(url: str | None = None) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # A batch run syncs several integrations at once, each with a retrieval staging pages beside
+    # its processor: two connections a thread at most (opened only when used).
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=15)
 
 
 @lru_cache(maxsize=8)
