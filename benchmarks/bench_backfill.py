@@ -11,10 +11,10 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 from benchmarks.common import Figure, sizes
+from benchmarks.remote_sandbox import history_sandbox
 
 SYNC = textwrap.dedent("""
     import json, sys, time
@@ -41,29 +41,14 @@ SYNC = textwrap.dedent("""
 
 def measure(n: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        urls = Path(tmp) / "urls.json"
         env = {**os.environ, "AKITA_HOME": tmp}
-        # The console script's entry point (``akita_pipelines.cli`` is a package, no __main__).
-        server = subprocess.Popen([sys.executable, "-c", "from akita_pipelines.cli import main; "
-                                   "main()", "sandbox", "serve",
-                                   "--base-port", "0", "--urls-file", str(urls),
-                                   "--churn-per-minute", "0", "--history-contacts", str(n)],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 600
-            while not urls.exists() and time.monotonic() < deadline:
-                if server.poll() is not None:
-                    raise RuntimeError(f"the sandbox exited with {server.returncode}")
-                time.sleep(0.5)
+        with history_sandbox(Path(tmp) / "urls.json", n, env) as urls:
             done = subprocess.run([sys.executable, "-c", SYNC, str(urls),
                                    f"sqlite:///{Path(tmp) / 'b.db'}"], env=env,
                                   capture_output=True, text=True)
             if done.returncode != 0:
                 raise RuntimeError(done.stderr[-2000:])
             return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 def run() -> list[Figure]:

@@ -12,12 +12,12 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import requests
 
 from benchmarks.common import Figure, sizes
+from benchmarks.remote_sandbox import history_sandbox
 
 SYNC = textwrap.dedent("""
     import json, sys, time
@@ -50,20 +50,8 @@ PATHS = [("REST queryAll", 0), ("Bulk API 2.0", 1)]
 
 def measure(n: int) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
-        urls = Path(tmp) / "urls.json"
         env = {**os.environ, "AKITA_HOME": tmp}
-        # The console script's entry point (``akita_pipelines.cli`` is a package, no __main__).
-        server = subprocess.Popen([sys.executable, "-c", "from akita_pipelines.cli import main; "
-                                   "main()", "sandbox", "serve",
-                                   "--base-port", "0", "--urls-file", str(urls),
-                                   "--churn-per-minute", "0", "--history-contacts", str(n)],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 900
-            while not urls.exists() and time.monotonic() < deadline:
-                if server.poll() is not None:
-                    raise RuntimeError(f"the sandbox exited with {server.returncode}")
-                time.sleep(0.5)
+        with history_sandbox(Path(tmp) / "urls.json", n, env, timeout=900) as urls:
             _warm_up(urls)
             got: dict[str, dict[str, float]] = {}
             # Small sizes: best of two rounds, the machine is shared and noisy.
@@ -79,9 +67,6 @@ def measure(n: int) -> dict[str, dict[str, float]]:
                     if label not in got or one["seconds"] < got[label]["seconds"]:
                         got[label] = one
             return got
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
 
 
 def _warm_up(urls: Path) -> None:

@@ -5,7 +5,12 @@ page (a provider's round trip; Salesforce answers a 2,000-record page in a few h
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -55,3 +60,26 @@ class RemoteSandbox:
         """Change ``count`` records (the emulator's admin API)."""
         requests.post(f"{self.urls['salesforce']['base_url']}/__sandbox/touch",
                       json={"sobject": sobject, "count": count}, timeout=60).raise_for_status()
+
+
+@contextmanager
+def history_sandbox(urls: Path, contacts: int, env: Mapping[str, str], *,
+                    timeout: float = 600) -> Iterator[Path]:
+    """``akita sandbox serve`` in its own process with ``contacts`` contacts of history and no
+    churn; yields the file its URLs are written to once it is serving (the syncs under
+    measurement run in processes of their own and read it)."""
+    server = subprocess.Popen([sys.executable, "-m", "akita_pipelines.cli", "sandbox", "serve",
+                               "--base-port", "0", "--urls-file", str(urls),
+                               "--churn-per-minute", "0", "--history-contacts", str(contacts)],
+                              env=dict(env), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while not urls.exists() and time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError(f"the sandbox exited with {server.returncode}")
+            time.sleep(0.5)
+        yield urls
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
