@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from akita_pipelines.cli import main
 from akita_pipelines.core.types import Customer, Integration
+from akita_pipelines.db import state
+from akita_pipelines.db.schema import staged_records
 from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 
@@ -44,3 +48,19 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     runner = CliRunner()
     assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
     return runner
+
+
+def killed_sync(engine: Engine, integration: str, code: str,
+                *args: str) -> tuple[state.ObjectRow, int]:
+    """Run ``code`` (a sync that SIGKILLs itself) in a child process with the database URL, the
+    integration and ``args``; the contacts object as the dead sync left it, and how many rows
+    it had staged."""
+    url = engine.url.render_as_string(hide_password=False)
+    child = subprocess.run([sys.executable, "-c", code, url, integration, *args],
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == -9, child.stderr[-2000:]
+    with engine.connect() as conn:
+        obj = state.get_object(conn, integration, "contacts")
+        staged = int(conn.execute(select(func.count()).select_from(staged_records)).scalar_one())
+    assert obj is not None
+    return obj, staged

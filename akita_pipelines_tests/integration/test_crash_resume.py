@@ -4,18 +4,16 @@ nothing processed twice."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
 from sqlalchemy import Engine, func, select
 
 from akita_pipelines.db import state
-from akita_pipelines.db.schema import contact_links, interactions, staged_records
+from akita_pipelines.db.schema import contact_links, interactions
 from akita_pipelines.sandbox.server import Sandbox
 from akita_pipelines.sync.service import sync_object
-from akita_pipelines_tests.integration.conftest import register_salesforce
+from akita_pipelines_tests.integration.conftest import killed_sync, register_salesforce
 
 CHILD = textwrap.dedent("""
     import os, signal, sys
@@ -60,15 +58,8 @@ def test_killed_sync_resumes_without_loss_or_duplicates(engine: Engine, sandbox:
     integration = register_salesforce(engine, sandbox,
                                       settings={"types": {"contacts": {"page_size": 200}}})
     sandbox.emulators["salesforce"].create("Contact", 400)  # several pages
-    url = engine.url.render_as_string(hide_password=False)
     env_code = f"import akita_pipelines.sync.process as p; p.BATCH_SIZE = 100\n{CHILD}"
-    child = subprocess.run([sys.executable, "-c", env_code, url, integration, where, str(after)],
-                           capture_output=True, text=True, timeout=120)
-    assert child.returncode == -9, child.stderr[-2000:]
-    with engine.connect() as conn:
-        obj = state.get_object(conn, integration, "contacts")
-        staged = conn.execute(select(func.count()).select_from(staged_records)).scalar_one()
-    assert obj is not None
+    obj, staged = killed_sync(engine, integration, env_code, where, str(after))
     assert obj.cursor is None  # nothing was committed by the dead sync
     if where == "page":
         assert staged == 200 * after  # the pages before the kill are kept

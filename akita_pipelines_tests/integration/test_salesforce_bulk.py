@@ -4,19 +4,17 @@ read resumes from the next locator of the same job."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from akita_pipelines.core.types import Customer, Integration
 from akita_pipelines.db import state
-from akita_pipelines.db.schema import interactions, staged_records
+from akita_pipelines.db.schema import interactions
 from akita_pipelines.onboarding import add_customer, add_integration
 from akita_pipelines.providers.auth import MemoryCredentialStore
 from akita_pipelines.providers.base import ConnectionContext, Stream
@@ -32,6 +30,7 @@ from akita_pipelines.providers.salesforce.streams import (
 from akita_pipelines.sandbox.salesforce import SalesforceEmulator
 from akita_pipelines.sandbox.server import Sandbox, start_sandbox
 from akita_pipelines.sync.service import sync_object
+from akita_pipelines_tests.integration.conftest import killed_sync
 
 SET_SIZE = 500
 
@@ -266,14 +265,7 @@ def test_a_killed_bulk_backfill_resumes_from_the_next_locator_of_the_same_job(
         engine: Engine, sandbox: Sandbox) -> None:
     emulator = _emulator(sandbox)
     integration = _register(engine, sandbox)
-    url = engine.url.render_as_string(hide_password=False)
-    child = subprocess.run([sys.executable, "-c", CHILD, url, integration, "2"],
-                           capture_output=True, text=True, timeout=120)
-    assert child.returncode == -9, child.stderr[-2000:]
-    with engine.connect() as conn:
-        obj = state.get_object(conn, integration, "contacts")
-        staged = conn.execute(select(func.count()).select_from(staged_records)).scalar_one()
-    assert obj is not None
+    obj, staged = killed_sync(engine, integration, CHILD, "2")
     assert staged == 2 * SET_SIZE  # the sets before the kill are kept
     assert obj.cursor is None
     assert obj.checkpoint is None
