@@ -10,40 +10,17 @@ import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 from benchmarks.common import Figure, sizes
-from benchmarks.remote_sandbox import history_sandbox
-
-SYNC = textwrap.dedent("""
-    import json, sys, time
-    from akita_pipelines.core.types import Customer, Integration
-    from akita_pipelines.db.engine import make_engine
-    from akita_pipelines.db.migrate import upgrade
-    from akita_pipelines.onboarding import add_customer, add_integration
-    from akita_pipelines.sync.service import sync_object
-    urls = json.load(open(sys.argv[1]))["salesforce"]
-    engine = make_engine(sys.argv[2]); upgrade(engine)
-    base = urls.pop("base_url")
-    add_customer(engine, Customer(id="b", name="B"))
-    add_integration(engine, Integration(id="salesforce.b", customer_id="b",
-                    provider="salesforce", config={"base_url": base}), urls)
-    t0 = time.perf_counter()
-    result = sync_object(engine, "salesforce.b", "contacts", full=True, since="2000-01-01")
-    # VmHWM, not ru_maxrss: ru_maxrss keeps the forking parent's high-water mark across exec.
-    hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
-               if line.startswith("VmHWM:"))
-    print(json.dumps({"records": result.retrieved.records_fetched,
-                      "seconds": time.perf_counter() - t0, "rss_mb": hwm / 1024}))
-""")
+from benchmarks.remote_sandbox import HISTORY_SYNC, history_sandbox
 
 
 def measure(n: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "AKITA_HOME": tmp}
         with history_sandbox(Path(tmp) / "urls.json", n, env) as urls:
-            done = subprocess.run([sys.executable, "-c", SYNC, str(urls),
+            done = subprocess.run([sys.executable, "-c", HISTORY_SYNC, str(urls),
                                    f"sqlite:///{Path(tmp) / 'b.db'}"], env=env,
                                   capture_output=True, text=True)
             if done.returncode != 0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -83,3 +84,33 @@ def history_sandbox(urls: Path, contacts: int, env: Mapping[str, str], *,
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+#: A history read of the sandbox's contacts in a process of its own: ``python -c HISTORY_SYNC
+#: <urls file> <database url> [bulk_threshold]``; prints one JSON line (records, seconds,
+#: retrieve_seconds, api_calls, rss_mb).
+HISTORY_SYNC = textwrap.dedent("""
+    import json, sys, time
+    from akita_pipelines.core.types import Customer, Integration
+    from akita_pipelines.db.engine import make_engine
+    from akita_pipelines.db.migrate import upgrade
+    from akita_pipelines.onboarding import add_customer, add_integration
+    from akita_pipelines.sync.service import sync_object
+    urls = json.load(open(sys.argv[1]))["salesforce"]
+    engine = make_engine(sys.argv[2]); upgrade(engine)
+    config = {"base_url": urls.pop("base_url")}
+    if len(sys.argv) > 3:
+        config["bulk_threshold"] = int(sys.argv[3])
+    add_customer(engine, Customer(id="b", name="B"))
+    add_integration(engine, Integration(id="salesforce.b", customer_id="b",
+                    provider="salesforce", config=config), urls)
+    t0 = time.perf_counter()
+    result = sync_object(engine, "salesforce.b", "contacts", full=True, since="2000-01-01")
+    # VmHWM, not ru_maxrss: ru_maxrss keeps the forking parent's high-water mark across exec.
+    hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
+               if line.startswith("VmHWM:"))
+    print(json.dumps({"records": result.retrieved.records_fetched,
+                      "seconds": time.perf_counter() - t0,
+                      "retrieve_seconds": result.retrieved.seconds,
+                      "api_calls": result.retrieved.http["api_calls"], "rss_mb": hwm / 1024}))
+""")
