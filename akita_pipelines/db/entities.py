@@ -220,10 +220,10 @@ def lookup_keys(conn: Connection, customer_id: str, kind: str, keys: Iterable[st
             match_keys.c.customer_id == customer_id, match_keys.c.kind == kind,
             among(conn, match_keys.c.key, wanted))).all()
     else:
-        rows = conn.execute(_capped_lookup(conn), {
+        postgresql = conn.dialect.name == "postgresql"
+        rows = conn.execute(_CAPPED_LOOKUP[conn.dialect.name], {
             "customer_id": customer_id, "kind": kind, "cap": cap,
-            "keys": text_array(wanted) if conn.dialect.name == "postgresql"
-            else json.dumps(wanted)}).all()
+            "keys": text_array(wanted) if postgresql else json.dumps(wanted)}).all()
     for key, entity_id in rows:
         found.setdefault(key, []).append(entity_id)
     for ids in found.values():
@@ -231,21 +231,21 @@ def lookup_keys(conn: Connection, customer_id: str, kind: str, keys: Iterable[st
     return found
 
 
-def _capped_lookup(conn: Connection) -> Any:
-    """Each wanted key's first ``:cap`` entities. PostgreSQL: an index seek per key that
-    stops at the cap (LATERAL … LIMIT). SQLite: the keys' index entries numbered per key,
-    inside the engine, only the first ``:cap`` of each returned."""
-    if conn.dialect.name == "postgresql":
-        return text(
-            "SELECT k.key, m.entity_id FROM unnest(CAST(:keys AS text[])) AS k(key) "
-            "CROSS JOIN LATERAL (SELECT entity_id FROM match_keys "
-            "WHERE customer_id = :customer_id AND kind = :kind AND key = k.key "
-            "ORDER BY entity_id LIMIT :cap) AS m")
-    return text(
+# Each wanted key's first ``:cap`` entities. PostgreSQL: an index seek per key that stops at
+# the cap (LATERAL … LIMIT). SQLite: the keys' index entries numbered per key inside the
+# engine, only the first ``:cap`` of each returned. Built once, as the other fixed statements.
+_CAPPED_LOOKUP = {
+    "postgresql": text(
+        "SELECT k.key, m.entity_id FROM unnest(CAST(:keys AS text[])) AS k(key) "
+        "CROSS JOIN LATERAL (SELECT entity_id FROM match_keys "
+        "WHERE customer_id = :customer_id AND kind = :kind AND key = k.key "
+        "ORDER BY entity_id LIMIT :cap) AS m"),
+    "sqlite": text(
         "SELECT key, entity_id FROM (SELECT key, entity_id, row_number() OVER "
         "(PARTITION BY key ORDER BY entity_id) AS n FROM match_keys "
         "WHERE customer_id = :customer_id AND kind = :kind "
-        "AND key IN (SELECT value FROM json_each(:keys))) WHERE n <= :cap")
+        "AND key IN (SELECT value FROM json_each(:keys))) WHERE n <= :cap"),
+}
 
 
 def load_profiles(conn: Connection, kind: str, entity_ids: Iterable[int],
