@@ -147,10 +147,15 @@ def _resolve_neighbourhood(conn: Connection, kind: Kind, customer_id: str,
         held = {r.linked} if r.linked is not None else set()
         held.update(e for k in r.ids if (e := existing.by_id.get(k)) is not None)
         held.update(existing.by_key.get(r.key, ()) if r.key else ())
+        # Blocks overlap (a surname's letters-and-initial block and its phone's may hold the
+        # same person): each entity is scored once.
+        scored: set[int] = set()
         for k in block_keys(kind, r):
             for e in existing.by_block.get(k, ()):
-                if e not in held and e in existing.profiles and \
-                        score_pair(kind, r, existing.profiles[e]).total >= th.review:
+                if e in held or e in scored or e not in existing.profiles:
+                    continue
+                scored.add(e)
+                if score_pair(kind, r, existing.profiles[e]).total >= th.review:
                     held.add(e)
         plausible[r.rid] = {e for e in held if e in existing.profiles}
     # A record alone with the one entity its key or ids name (no other record of the batch
