@@ -149,7 +149,10 @@ interactions = Table(
     "interactions",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("customer_id", ForeignKey("customers.id"), nullable=False),
+    # The integration's customer, copied for the look-ups by customer. No foreign key of its
+    # own: the integration's holds it, and PostgreSQL's per-row referential check was a tenth
+    # of a sync's server time (migration 0011).
+    Column("customer_id", String(100), nullable=False),
     Column("integration_id", ForeignKey("integrations.id"), nullable=False),
     Column("interaction_type", String(100), nullable=False),
     Column("external_id", String(255), nullable=False),
@@ -215,7 +218,8 @@ def _links(name: str, entity: str) -> Table:
         metadata,
         Column("interaction_id", ForeignKey("interactions.id"), primary_key=True),
         Column(f"{entity}_id", ForeignKey(f"{entity}s.id"), nullable=False, index=True),
-        Column("customer_id", ForeignKey("customers.id"), nullable=False),
+        # The entity's customer, copied; its foreign key is the entity's (migration 0011).
+        Column("customer_id", String(100), nullable=False),
         # source_id | id | domain | email | fuzzy | reference | contact_account | new
         Column("rule", String(50), nullable=False),
         Column("score", Float, nullable=False, default=1.0),
