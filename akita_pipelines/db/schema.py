@@ -236,7 +236,7 @@ contact_links = _links("contact_links", "contact")
 match_keys = Table(
     "match_keys",
     metadata,
-    # No foreign key: a derived index written ~6 rows per entity, where PostgreSQL's per-row
+    # No foreign key: a derived index written ~5 rows per entity, where PostgreSQL's per-row
     # referential check cost a quarter of the upsert; rows go with their entities.
     Column("customer_id", String(100), primary_key=True),
     Column("kind", String(20), primary_key=True),  # accounts | contacts
