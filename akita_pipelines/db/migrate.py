@@ -23,26 +23,41 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     On SQLite a migration that changes a table's constraints rebuilds it (copy, drop,
     rename); with foreign keys enforced, dropping a table other rows reference fails. So they
-    are off while the migrations run (the pragma only takes effect outside a transaction),
-    every reference is checked before the commit, and they are on again afterwards.
+    are off while the migrations run (the pragma only takes effect outside a transaction), no
+    reference may be broken that was not broken before, and they are on again afterwards.
+    The driver would begin a transaction only at the first row written, committing a
+    rebuild's CREATE TABLE on its own: here one explicit transaction holds every statement,
+    so a failed upgrade leaves the file as it was.
     """
     config = alembic_config(engine)
-    sqlite = engine.dialect.name == "sqlite"
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+        return
     with engine.connect() as connection:
-        if sqlite:
-            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            connection.commit()  # ends the autobegun transaction the pragma ran in
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        implicit = raw.isolation_level
+        raw.isolation_level = None  # the driver begins nothing by itself: BEGIN below does
         try:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+            broken_before = set(map(tuple, connection.exec_driver_sql(
+                "PRAGMA foreign_key_check").all()))
+            connection.commit()
             with connection.begin():
+                connection.exec_driver_sql("BEGIN")
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
-                if sqlite:
-                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
-                    if broken:
-                        raise RuntimeError(f"migrating to {revision} left {len(broken)} rows "
-                                           f"referencing missing rows (first: {broken[0]})")
+                broken = [row for row in connection.exec_driver_sql(
+                    "PRAGMA foreign_key_check").all() if tuple(row) not in broken_before]
+                if broken:
+                    raise RuntimeError(f"migrating to {revision} would leave {len(broken)} rows "
+                                       f"referencing missing rows (first: {tuple(broken[0])}); "
+                                       "nothing was changed")
         finally:
-            if sqlite:
-                connection.rollback()  # a failed upgrade's transaction, if any is left
-                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-                connection.commit()
+            connection.rollback()  # a failed upgrade's transaction, if one is left
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+            raw.isolation_level = implicit
