@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -30,6 +32,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     so a failed upgrade leaves the file as it was.
     """
     config = alembic_config(engine)
+    target = ScriptDirectory.from_config(config).as_revision_number(revision)
+    with engine.connect() as connection:
+        if MigrationContext.configure(connection).get_current_revision() == target:
+            return  # nothing to do: no pragma dance, no reference check over every row
     if engine.dialect.name != "sqlite":
         with engine.begin() as connection:
             config.attributes["connection"] = connection

@@ -46,24 +46,27 @@ def letters_key(key: str) -> str:
 def upgrade() -> None:
     bind = op.get_bind()
     m = match_keys.c
-    # ':' is no LIKE wildcard: 'b:la:' and 'b:lai:' keys do not match 'b:l:%'.
-    old = sa.and_(m.kind == 'contacts', m.key.like('b:l:%'))
     dialect = postgresql if bind.dialect.name == 'postgresql' else sqlite
-    after: tuple[str, str, int] = ('', '', -1)
-    while True:
-        rows = bind.execute(
-            sa.select(m.customer_id, m.key, m.entity_id)
-            .where(old, sa.tuple_(m.customer_id, m.key, m.entity_id) > sa.tuple_(*after))
-            .order_by(m.customer_id, m.key, m.entity_id).limit(BATCH)).all()
-        if not rows:
-            break
-        after = tuple(rows[-1])
-        new = {(customer_id, letters_key(key), entity_id)
-               for customer_id, key, entity_id in rows if len(letters_key(key)) <= 400}
-        bind.execute(dialect.insert(match_keys).on_conflict_do_nothing(), [
-            {'customer_id': c, 'kind': 'contacts', 'key': k, 'entity_id': e}
-            for c, k, e in sorted(new)])
-    bind.execute(sa.delete(match_keys).where(old))
+    # 'b:l:' keys sort from 'b:l:' up to 'b:l;' (';' follows ':'): a range of the primary key
+    # (customer, kind, key, entity) for each customer, read a batch at a time in key order.
+    customers = bind.execute(sa.select(m.customer_id).distinct()).scalars().all()
+    for customer in customers:
+        old = sa.and_(m.customer_id == customer, m.kind == 'contacts',
+                      m.key >= 'b:l:', m.key < 'b:l;')
+        after: tuple[str, int] = ('', -1)
+        while True:
+            rows = bind.execute(
+                sa.select(m.key, m.entity_id)
+                .where(old, sa.tuple_(m.key, m.entity_id) > sa.tuple_(*after))
+                .order_by(m.key, m.entity_id).limit(BATCH)).all()
+            if not rows:
+                break
+            after = (rows[-1][0], rows[-1][1])
+            new = {(letters_key(key), entity_id) for key, entity_id in rows}
+            bind.execute(dialect.insert(match_keys).on_conflict_do_nothing(), [
+                {'customer_id': customer, 'kind': 'contacts', 'key': key, 'entity_id': entity}
+                for key, entity in sorted(new) if len(key) <= 400])
+        bind.execute(sa.delete(match_keys).where(old))
 
 
 def downgrade() -> None:
